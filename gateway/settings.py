@@ -1,0 +1,34 @@
+"""Settings of the gateway (environment prefix GATEWAY_)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    environment: Literal["development", "production"] = "development"
+    auth_url: str = "http://127.0.0.1:8001"
+    invoices_url: str = "http://127.0.0.1:8002"
+    payments_url: str = "http://127.0.0.1:8003"
+    internal_token: SecretStr | None = None
+    # Signs CSRF tokens. The development default is public: production must set its own.
+    secret_key: SecretStr = SecretStr("development-only-secret-change-me")
+    # Where residents are sent to pay; the CSP's form-action must allow it.
+    payfip_origin: str = "https://www.payfip.gouv.fr"
+    town_cache_seconds: float = Field(default=30.0, ge=0)
+    service_timeout_seconds: float = Field(default=10.0, gt=0)
+    log_level: str = "INFO"
+    log_json: bool = True
+    shutdown_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are Secure and HSTS is sent everywhere but on a developer's plain-HTTP machine."""
+        return self.environment == "production"

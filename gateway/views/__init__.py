@@ -1,0 +1,1 @@
+"""Pages of the gateway, one module per area; each exposes `routes` (an aiohttp RouteTableDef)."""

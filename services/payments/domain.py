@@ -1,0 +1,3 @@
+"""Domain of the payments service."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Handlers of the payments service."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Repository of the payments service."""
+
+from __future__ import annotations

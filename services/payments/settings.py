@@ -1,0 +1,14 @@
+"""Settings of the payments service (environment prefix PAYMENTS_)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.plumbing.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYMENTS_", extra="ignore", frozen=True)
+
+    port: int = 8003
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/portail_payments"
