@@ -15,7 +15,7 @@ from gateway.security import NONCE, TOWN, CsrfRejected, UnknownTown, csrf_token
 from gateway.sessions import current_account
 from gateway.settings import Settings
 from shared.contracts.values import format_date, format_datetime, format_euros
-from shared.plumbing.http_client import ServiceUnavailable
+from shared.plumbing.http_client import ServiceError, ServiceUnavailable
 from shared.plumbing.logging import current_correlation_id, get_logger
 
 log = get_logger(__name__)
@@ -124,6 +124,11 @@ def error_middleware() -> Middleware:
             if "Retry-After" in exc.headers:
                 response.headers["Retry-After"] = exc.headers["Retry-After"]
             return response
+        except ServiceError as error:
+            # A service refused something the page did not expect to be refused: say so, keep no trace.
+            log.warning("page_service_refused", path=request.path, callee=error.service, code=error.code)
+            template = "errors/404.html" if error.status == 404 else "errors/400.html"
+            return render(request, template, status=404 if error.status == 404 else 400)
         except ServiceUnavailable as error:
             log.warning("page_service_unavailable", path=request.path, callee=error.service)
             response = render(request, "errors/503.html", {"service": error.service}, status=503)

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("development-only-secret-change-me")
     # Where residents are sent to pay; the CSP's form-action must allow it.
     payfip_origin: str = "https://www.payfip.gouv.fr"
+    # Behind a reverse proxy that sets X-Forwarded-For (the production Ingress), use its first address.
+    trust_forwarded_for: bool = False
     town_cache_seconds: float = Field(default=30.0, ge=0)
     service_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"

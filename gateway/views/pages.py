@@ -1,4 +1,4 @@
-"""Pages that belong to no resident area: the home page and the accessibility statement."""
+"""Pages that belong to no resident area: the accessibility statement."""
 
 from __future__ import annotations
 
@@ -7,11 +7,6 @@ from aiohttp import web
 from gateway.rendering import render
 
 routes = web.RouteTableDef()
-
-
-@routes.get("/")
-async def home(request: web.Request) -> web.StreamResponse:
-    return render(request, "home.html")
 
 
 @routes.get("/accessibilite")
