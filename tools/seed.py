@@ -52,3 +52,22 @@ async def seed_demo(invoices_url: str, internal_token: str, public_url: str) -> 
                 json={"name": name, "emails": emails},
             )
     return {"town": town, "office_api_key": key["api_key"]}
+
+
+def main() -> None:
+    """`python -m tools.seed --invoices-url … --public-url …` (docker-compose's one-shot seed)."""
+    import argparse
+    import asyncio
+    import os
+
+    parser = argparse.ArgumentParser(description="Seed «Mairie de Démonstration» through the services' APIs.")
+    parser.add_argument("--invoices-url", default="http://127.0.0.1:8002")
+    parser.add_argument("--public-url", default="http://demo.localhost:8000")
+    args = parser.parse_args()
+    token = os.environ.get("SEED_INTERNAL_TOKEN", "development-internal-token")
+    seeded = asyncio.run(seed_demo(args.invoices_url, token, args.public_url))
+    print(f"seeded {seeded['town']['name']}; office API key: {seeded['office_api_key']}")
+
+
+if __name__ == "__main__":
+    main()
