@@ -27,6 +27,8 @@ DEV_PORTS = {
 class SuiteConfig:
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # The same server seen through another address (the chaos tests put a TCP proxy there to cut it).
+    services_database_url: str | None = None
     db_prefix: str = "portail"
     exchange: str = "portail.events"
     queue_prefix: str = "portail"
@@ -43,6 +45,10 @@ class SuiteConfig:
     def database(self, service: str) -> str:
         return with_database(self.database_url, f"{self.db_prefix}_{service}")
 
+    def service_database(self, service: str) -> str:
+        """The address the service itself uses for its database."""
+        return with_database(self.services_database_url or self.database_url, f"{self.db_prefix}_{service}")
+
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
@@ -57,7 +63,7 @@ def service_env(config: SuiteConfig, service: str, port: int) -> dict[str, str]:
     prefix = service.upper() + "_"
     env = {
         "PORT": str(port),
-        "DATABASE_URL": config.database(service),
+        "DATABASE_URL": config.service_database(service),
         "AMQP_URL": config.amqp_url,
         "EXCHANGE": config.exchange,
         "QUEUE_PREFIX": config.queue_prefix,

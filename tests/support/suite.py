@@ -140,14 +140,25 @@ class Suite:
         return await asyncpg.connect(self.config.database(service))
 
 
-async def start_suite(infra: Infra, *, replicas: dict[str, int] | None = None) -> Suite:
+async def start_suite(
+    infra: Infra,
+    *,
+    replicas: dict[str, int] | None = None,
+    amqp_url: str | None = None,
+    services_database_url: str | None = None,
+    extra_env: dict[str, dict[str, str]] | None = None,
+    name: str = "suite",
+) -> Suite:
+    """Start every process on this run's names; `amqp_url` / `services_database_url` let a test put a
+    proxy or a dedicated broker between the services and their infrastructure."""
     mail = MailStore()
     smtp = SinkHandler(mail)
     smtp_port = free_port()
     smtp_server = await start_smtp(smtp, "127.0.0.1", smtp_port)
     config = SuiteConfig.with_free_ports(
         database_url=infra.database_url,
-        amqp_url=infra.amqp_url,
+        amqp_url=amqp_url or infra.amqp_url,
+        services_database_url=services_database_url,
         db_prefix=infra.run_id,
         exchange=infra.exchange,
         queue_prefix=infra.queue_prefix,
@@ -155,11 +166,11 @@ async def start_suite(infra: Infra, *, replicas: dict[str, int] | None = None) -
         internal_token="test-internal-" + secrets.token_hex(8),
         gateway_secret="test-secret-" + secrets.token_hex(16),
         replicas=replicas or {},
-        extra_env=FAST_TIMERS,
+        extra_env={**FAST_TIMERS, **(extra_env or {})},
     )
     for service in SERVICES:
         await ensure_database(config.database(service))
-    group = ProcessGroup(ARTIFACTS / "logs" / infra.run_id)
+    group = ProcessGroup(ARTIFACTS / "logs" / infra.run_id / name)
     try:
         await group.start(suite_specs(config))
     except Exception:
