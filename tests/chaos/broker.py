@@ -58,10 +58,11 @@ class DedicatedRabbitMQ:
     async def start(self, timeout: float = 60.0) -> float:
         """Start the node and wait until it takes connections; returns how long that took."""
         started = time.monotonic()
+        environment = self._environment()
         with (self.directory / "server.log").open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 RABBITMQ_SERVER,
-                env=self._environment(),
+                env=environment,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
