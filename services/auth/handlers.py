@@ -256,17 +256,23 @@ def _account_key(town_id: uuid.UUID, email: str) -> str:
     return f"{town_id}:{email}"
 
 
-async def _throttle_wait(uow: AuthUnitOfWork, ctx: AuthContext, keys: dict[str, str]) -> float:
+def _remaining_wait(failures: dict[str, tuple[int, datetime | None]], ctx: AuthContext) -> float:
+    """How long before another attempt is allowed, given the recent failures per scope."""
     s = ctx.settings
     free = {"account": s.free_failures_per_account, "client": s.free_failures_per_client}
     wait = 0.0
     now = datetime.now(UTC)
-    for scope, key in keys.items():
-        failures, last = await uow.throttle.failures(scope, key)
-        delay = login_delay_seconds(failures, free=free[scope], ceiling=s.max_login_delay_seconds)
+    for scope, (count, last) in failures.items():
+        delay = login_delay_seconds(count, free=free[scope], ceiling=s.max_login_delay_seconds)
         if last is not None and delay > 0:
             wait = max(wait, (last + timedelta(seconds=delay) - now).total_seconds())
     return wait
+
+
+async def _throttle_wait(uow: AuthUnitOfWork, ctx: AuthContext, keys: dict[str, str]) -> float:
+    return _remaining_wait(
+        {scope: await uow.throttle.failures(scope, key) for scope, key in keys.items()}, ctx
+    )
 
 
 def _too_many(wait: float) -> TooManyAttempts:
@@ -310,11 +316,13 @@ async def log_in(
         email = raw_email.strip().lower()[:254]
     keys = {"account": _account_key(town_id, email), "client": client[:100]}
     async with new_uow() as uow:
-        await _town(uow, town_id)
-        wait = await _throttle_wait(uow, ctx, keys)
-        if wait > 0:
-            raise _too_many(wait)
-        account = await uow.accounts.by_email(town_id, email)
+        attempt = await uow.logins.context(town_id, email, keys)
+    if not attempt.town_known:
+        raise UnknownTown("Commune inconnue.")
+    wait = _remaining_wait(attempt.failures, ctx)
+    if wait > 0:
+        raise _too_many(wait)
+    account = attempt.account
     verified = await ctx.hasher.verify(account.password_hash if account else None, password)
     if not verified or account is None:
         async with new_uow() as uow:
@@ -324,7 +332,8 @@ async def log_in(
         raise InvalidCredentials("Adresse de messagerie ou mot de passe incorrect.")
     rehash = await ctx.hasher.hash(password) if ctx.hasher.needs_rehash(account.password_hash) else None
     async with new_uow() as uow:
-        await uow.throttle.clear("account", keys["account"])
+        if attempt.failures["account"][0]:
+            await uow.throttle.clear("account", keys["account"])
         if previous_session_id:
             # Whatever session the browser held before is ended: no fixation across a login.
             await uow.sessions.revoke(secret_hash(previous_session_id))

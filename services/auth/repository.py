@@ -330,6 +330,53 @@ class RememberTokens:
         return int(status.split()[-1])
 
 
+@dataclass(frozen=True)
+class LoginContext:
+    """Everything a login needs to know before checking the password, read in one round trip."""
+
+    town_known: bool
+    account: Account | None
+    failures: dict[str, tuple[int, datetime | None]]
+
+
+class Logins:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def context(self, town_id: uuid.UUID, email: str, keys: dict[str, str]) -> LoginContext:
+        row = await self._conn.fetchrow(
+            """
+            SELECT EXISTS (SELECT 1 FROM towns WHERE town_id = $1) AS town_known,
+                   a.account_id, a.email, a.password_hash,
+                   fa.failures AS account_failures, fa.last_failure_at AS account_last,
+                   fc.failures AS client_failures, fc.last_failure_at AS client_last
+            FROM (SELECT 1) AS one
+            LEFT JOIN accounts a ON a.town_id = $1 AND a.email = $2
+            LEFT JOIN login_failures fa ON fa.scope = 'account' AND fa.key = $3
+                AND fa.last_failure_at > now() - interval '15 minutes'
+            LEFT JOIN login_failures fc ON fc.scope = 'client' AND fc.key = $4
+                AND fc.last_failure_at > now() - interval '15 minutes'
+            """,
+            town_id,
+            email,
+            keys["account"],
+            keys["client"],
+        )
+        account = (
+            Account(row["account_id"], town_id, row["email"], row["password_hash"])
+            if row["account_id"]
+            else None
+        )
+        return LoginContext(
+            town_known=row["town_known"],
+            account=account,
+            failures={
+                "account": (row["account_failures"] or 0, row["account_last"]),
+                "client": (row["client_failures"] or 0, row["client_last"]),
+            },
+        )
+
+
 class Throttle:
     """Failed logins per key, forgotten after a quiet quarter of an hour."""
 
@@ -394,6 +441,7 @@ class AuthUnitOfWork(UnitOfWork):
     remember: RememberTokens
     throttle: Throttle
     email_requests: EmailRequests
+    logins: Logins
 
     def on_begin(self, conn: Connection) -> None:
         self.towns = TownDirectory(conn)
@@ -404,3 +452,4 @@ class AuthUnitOfWork(UnitOfWork):
         self.remember = RememberTokens(conn)
         self.throttle = Throttle(conn)
         self.email_requests = EmailRequests(conn)
+        self.logins = Logins(conn)
