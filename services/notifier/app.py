@@ -40,6 +40,13 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(sender_ctx)
     # Listed last so that it stops first: no new e-mails are queued while the last ones go out.
-    app.cleanup_ctx.append(consumer_ctx(settings, SERVICE, subscriptions(EmailRenderer()), uow_factory))
+    app.cleanup_ctx.append(
+        consumer_ctx(
+            settings,
+            SERVICE,
+            subscriptions(EmailRenderer(sender=settings.from_address, sender_name=settings.from_name)),
+            uow_factory,
+        )
+    )
     api.routes.setup(app)
     return app

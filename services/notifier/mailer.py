@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from email.message import EmailMessage
-from email.utils import formataddr
 
 import aiosmtplib
 
@@ -17,32 +15,6 @@ class TemporaryFailure(Exception):
 
 class PermanentFailure(Exception):
     """Retrying will not help: the server refused this message or recipient (5xx)."""
-
-
-def build_message(
-    *,
-    email_id: str,
-    sender: str,
-    sender_name: str,
-    to: str,
-    reply_to: str | None,
-    subject: str,
-    text_body: str,
-    html_body: str,
-) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = formataddr((sender_name, sender))
-    message["To"] = to
-    if reply_to:
-        message["Reply-To"] = reply_to
-    message["Subject"] = subject
-    # A stable Message-ID derived from our e-mail id: a receiving system can tell a copy from a new mail.
-    domain = sender.rsplit("@", 1)[-1]
-    message["Message-ID"] = f"<{email_id}@{domain}>"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(text_body)
-    message.add_alternative(html_body, subtype="html")
-    return message
 
 
 class SmtpMailer:
@@ -67,10 +39,10 @@ class SmtpMailer:
         self._client = client
         return client
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, sender: str, recipient: str, message: bytes) -> None:
         try:
             client = await self._connected()
-            await client.send_message(message)
+            await client.sendmail(sender, [recipient], message)
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [r.code for r in error.recipients]
             if codes and all(400 <= c < 500 for c in codes):

@@ -14,7 +14,7 @@ import asyncpg
 from prometheus_client import Counter
 
 from services.notifier.domain import retry_delay_seconds
-from services.notifier.mailer import PermanentFailure, SmtpMailer, TemporaryFailure, build_message
+from services.notifier.mailer import PermanentFailure, SmtpMailer, TemporaryFailure
 from services.notifier.repository import DeliveryLedger
 from services.notifier.settings import Settings
 from shared.plumbing.db import listen_forever
@@ -85,18 +85,11 @@ class EmailSender:
             return False
         email_id = row["email_id"]
         with log_context(email_id=str(email_id), event_id=str(row["event_id"]), purpose=row["purpose"]):
-            message = build_message(
-                email_id=str(email_id),
-                sender=self._settings.from_address,
-                sender_name=self._settings.from_name,
-                to=row["to_address"],
-                reply_to=row["reply_to"],
-                subject=row["subject"],
-                text_body=row["text_body"],
-                html_body=row["html_body"],
-            )
+            if row["message"] is None:
+                await self._ledger.mark_failed(email_id, "no composed message (queued before migration 0002)")
+                return True
             try:
-                await mailer.send(message)
+                await mailer.send(self._settings.from_address, row["to_address"], bytes(row["message"]))
             except TemporaryFailure as error:
                 if row["attempts"] >= self._settings.max_attempts:
                     await self._ledger.mark_failed(

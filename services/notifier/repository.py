@@ -20,8 +20,8 @@ class RenderedEmail:
     to_address: str
     reply_to: str | None
     subject: str
-    text_body: str
-    html_body: str
+    # The whole message as sent (headers, text and HTML parts), composed by mime.compose.
+    message: bytes
     sensitive: bool
     email_id: uuid.UUID
 
@@ -60,9 +60,9 @@ class EmailQueue:
     async def add(self, emails: list[RenderedEmail]) -> None:
         await self._conn.executemany(
             """
-            INSERT INTO emails (email_id, event_id, purpose, town_id, to_address, reply_to, subject, text_body,
-                                html_body, sensitive)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            INSERT INTO emails (email_id, event_id, purpose, town_id, to_address, reply_to, subject, message,
+                                sensitive)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
             ON CONFLICT (event_id, purpose) DO NOTHING
             """,
             [
@@ -74,8 +74,7 @@ class EmailQueue:
                     e.to_address,
                     e.reply_to,
                     e.subject,
-                    e.text_body,
-                    e.html_body,
+                    e.message,
                     e.sensitive,
                 )
                 for e in emails
@@ -122,8 +121,7 @@ class DeliveryLedger:
         await self._pool.execute(
             """
             UPDATE emails SET state = 'sent', sent_at = now(), sending_since = NULL, last_error = NULL,
-                text_body = CASE WHEN sensitive THEN '' ELSE text_body END,
-                html_body = CASE WHEN sensitive THEN '' ELSE html_body END
+                message = CASE WHEN sensitive THEN NULL ELSE message END
             WHERE email_id = $1
             """,
             email_id,

@@ -25,7 +25,7 @@ CONSUMERS: dict[str, list[Subscription]] = {
     "auth": AUTH,
     "invoices": INVOICES,
     "payments": PAYMENTS,
-    "notifier": notifier_subscriptions(EmailRenderer()),
+    "notifier": notifier_subscriptions(EmailRenderer(sender="no-reply@example.org", sender_name="Portail")),
 }
 
 # Events a consumer already handles but whose producer is still to be written, each with the issue that
