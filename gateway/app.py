@@ -13,7 +13,7 @@ from gateway.sessions import session_middleware
 from gateway.settings import Settings
 from gateway.views import account, pages
 from shared.plumbing.metrics import create_metrics
-from shared.plumbing.runtime import METRICS
+from shared.plumbing.runtime import HTTP_LIMITS, METRICS
 from shared.plumbing.web import add_health_routes, correlation_middleware, metrics_middleware
 
 SERVICE = "gateway"
@@ -34,6 +34,7 @@ def create_app(settings: Settings) -> web.Application:
             csrf_middleware(settings),
         ],
         client_max_size=1024**2,
+        handler_args=HTTP_LIMITS,
     )
     app[METRICS] = metrics
     app[SETTINGS] = settings

@@ -165,6 +165,8 @@ class ApiRoutes:
             else:
                 responses[str(op.status)] = {"description": "OK"}
             error_codes = set(op.errors) | ({422, 415} if op.body is not None else set())
+            if "{" in op.path:
+                error_codes.add(404)  # an id in the path may name nothing (or nothing the caller may see)
             if op.query is not None:
                 error_codes.add(422)
             if op.security:

@@ -36,6 +36,10 @@ log = get_logger(__name__)
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
+# aiohttp answers a request line or header past its limits with a bare text 400 before any middleware
+# can shape it; long query strings (filters, fuzzers) fit under these.
+HTTP_LIMITS = {"max_line_size": 65536, "max_field_size": 16384}
+
 POOL = web.AppKey("db_pool", asyncpg.Pool)
 PUBLISHER = web.AppKey("publisher", Publisher)
 RELAY = web.AppKey("outbox_relay", OutboxRelay)
@@ -57,7 +61,7 @@ def service_app(
         middlewares.append(
             internal_token_middleware(settings.internal_token.get_secret_value(), open_prefixes=open_prefixes)
         )
-    app = web.Application(middlewares=middlewares, client_max_size=client_max_size)
+    app = web.Application(middlewares=middlewares, client_max_size=client_max_size, handler_args=HTTP_LIMITS)
     app[METRICS] = metrics
 
     async def database_ready() -> bool:
