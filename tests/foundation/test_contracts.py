@@ -34,12 +34,23 @@ NOT_YET_PRODUCED: dict[str, str] = {
     "auth.activation_requested": "accounts issue",
     "auth.password_reset_requested": "accounts issue",
     "auth.email_change_requested": "accounts issue",
+    # Added by the invoices issue (4), which consumes it; the accounts issue produces it: remove this
+    # line when both branches are merged (the test then says so).
+    "auth.account_activated": "accounts issue",
     "auth.email_changed": "accounts issue",
     "auth.password_changed": "accounts issue",
-    "invoices.resident_invoices_published": "invoices issue",
-    "invoices.contact_message_received": "invoices issue",
-    "invoices.declaration_answered": "invoices issue",
     "payments.payment_succeeded": "payments issue",
+}
+
+# TEMPORARY ALLOWANCE (invoices issue 4): these events are produced by the invoices service and will be
+# consumed by the payments service (to refuse or flag payments of invoices no longer payable online),
+# whose subscriptions are written on the payments branch at the same time. Until that branch is merged
+# nothing binds them, so they wait in the invoices outbox (unroutable, retried with backoff). Delete this
+# allowance when the payments branch is merged; the test below then requires their consumer.
+AWAITING_CONSUMER: dict[str, str] = {
+    "invoices.invoice_settled": "payments issue",
+    "invoices.invoice_cancelled": "payments issue",
+    "invoices.payment_declared": "payments issue",
 }
 
 
@@ -94,7 +105,11 @@ def test_every_produced_event_has_a_consumer_so_nothing_stays_unroutable() -> No
     for service in SERVICES:
         for event_type in produced_by(service):
             assert event_type.startswith(service + "."), f"{service} produces {event_type}, named for another"
-            assert event_type in bound, f"{event_type} is produced but no service consumes it"
+            assert event_type in bound or event_type in AWAITING_CONSUMER, (
+                f"{event_type} is produced but no service consumes it"
+            )
+    for event_type in AWAITING_CONSUMER:
+        assert event_type not in bound, f"{event_type} has its consumer now: remove it from AWAITING_CONSUMER"
 
 
 def _imports(path: Path) -> set[str]:
