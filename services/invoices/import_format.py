@@ -242,7 +242,9 @@ def neutralise_formula(text: str) -> str:
     return "'" + text if is_formula(text) else text
 
 
-def _text(value: object, field_name: str, *, required: bool) -> str:
+def _text(value: object, field_name: str, *, required: bool, free_text: bool = True) -> str:
+    """A cell's text, stripped. `free_text` cells are refused when they start like a formula; amounts,
+    dates and years are not free text: their own strict parsing refuses anything else."""
     if value is None:
         value = ""
     if not isinstance(value, str):
@@ -255,7 +257,7 @@ def _text(value: object, field_name: str, *, required: bool) -> str:
         raise _Bad("invalid_type", f"La colonne {FIELD_LABELS[field_name]} doit être du texte.")
     if _CONTROL.search(value):
         raise _Bad("invalid_characters", f"Caractère de contrôle dans la colonne {FIELD_LABELS[field_name]}.")
-    if is_formula(value.lstrip(" ")) and value.strip():
+    if free_text and is_formula(value.lstrip(" ")) and value.strip():
         raise _Bad(
             "formula_refused",
             f"La colonne {FIELD_LABELS[field_name]} commence par « {value.lstrip(' ')[0]} » : les formules"
@@ -326,12 +328,18 @@ class _RowChecker:
                 self._problem(line, name, bad.code, bad.message)
 
         take("number", lambda: self._number(cells.get("number")))
-        take("issued_on", lambda: parse_date(_text(cells.get("issued_on"), "issued_on", required=True)))
+        take(
+            "issued_on",
+            lambda: parse_date(_text(cells.get("issued_on"), "issued_on", required=True, free_text=False)),
+        )
         take("due_on", lambda: self._optional_date(cells.get("due_on")))
         if "amount_cents" in cells and cells.get("amount_cents") is not None:
             take("amount_cents", lambda: self._cents(cells.get("amount_cents")))
         else:
-            take("amount", lambda: parse_amount(_text(cells.get("amount"), "amount", required=True)))
+            take(
+                "amount",
+                lambda: parse_amount(_text(cells.get("amount"), "amount", required=True, free_text=False)),
+            )
         take("object", lambda: _text(cells.get("object"), "object", required=True))
         take("regie", lambda: self._regie(cells.get("regie")))
         take(
@@ -423,7 +431,7 @@ class _RowChecker:
 
     @staticmethod
     def _optional_date(value: object) -> date | None:
-        text = _text(value, "due_on", required=False)
+        text = _text(value, "due_on", required=False, free_text=False)
         return parse_date(text) if text else None
 
     @staticmethod
@@ -450,7 +458,7 @@ class _RowChecker:
     def _year(value: object) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        text = _text(value, "payfip_year", required=False)
+        text = _text(value, "payfip_year", required=False, free_text=False)
         if not text:
             return None
         if not re.fullmatch(r"\d{4}", text) or not 2000 <= int(text) <= 2100:

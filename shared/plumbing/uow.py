@@ -83,20 +83,32 @@ class UnitOfWork:
         ]
         if not envelopes:
             return envelopes
-        # The pool's jsonb codec serialises the envelope dicts.
-        records = [
-            (env.event_id, env.type, env.routing_key, env.model_dump(mode="json")) for env in envelopes
-        ]
-        if len(records) >= self._COPY_THRESHOLD:
-            await self.conn.copy_records_to_table(
-                "outbox", records=records, columns=["event_id", "event_type", "routing_key", "envelope"]
-            )
+        if len(envelopes) >= self._COPY_THRESHOLD:
+            await self._copy_to_outbox(envelopes)
         else:
+            # The pool's jsonb codec serialises the envelope dicts.
             await self.conn.executemany(
                 "INSERT INTO outbox (event_id, event_type, routing_key, envelope) VALUES ($1, $2, $3, $4)",
-                records,
+                [(env.event_id, env.type, env.routing_key, env.model_dump(mode="json")) for env in envelopes],
             )
         return envelopes
+
+    async def _copy_to_outbox(self, envelopes: list[Envelope]) -> None:
+        """COPY speaks PostgreSQL's binary format, for which the pool has no jsonb encoder (its JSON codec
+        is text): the envelopes go as text into a temporary table, then into the outbox in one INSERT."""
+        await self.conn.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS outbox_copy (event_id uuid, event_type text,"
+            " routing_key text, envelope text) ON COMMIT DROP"
+        )
+        await self.conn.copy_records_to_table(
+            "outbox_copy",
+            records=[(env.event_id, env.type, env.routing_key, env.model_dump_json()) for env in envelopes],
+        )
+        await self.conn.execute(
+            "INSERT INTO outbox (event_id, event_type, routing_key, envelope)"
+            " SELECT event_id, event_type, routing_key, envelope::jsonb FROM outbox_copy;"
+            " TRUNCATE outbox_copy"
+        )
 
     async def record_handled(self, envelope: Envelope) -> bool:
         """Record an incoming event id; False if it was already handled (a redelivery: do nothing)."""
