@@ -465,9 +465,8 @@ async def test_links_stay_when_the_login_email_changes_and_alerts_follow_the_new
     try:
 
         async def changed() -> bool:
-            return (
-                await conn.fetchval("SELECT email FROM accounts WHERE account_id = $1", account) == new_email
-            )
+            email: str = await conn.fetchval("SELECT email FROM accounts WHERE account_id = $1", account)
+            return email == new_email
 
         await eventually(changed, what="the account's e-mail changed")
     finally:
