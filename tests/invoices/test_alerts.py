@@ -67,11 +67,11 @@ async def test_each_resident_gets_one_email_per_import_listing_their_new_invoice
 async def test_no_alert_when_the_town_sends_none(suite: Suite) -> None:
     town = await suite.create_town(alerts_enabled=False)
     marie = unique_email("marie")
-    await activate_account(suite, town, marie)
+    account = await activate_account(suite, town, marie)
     answer = await import_file(suite, town, csv_bytes(manual_rows(marie, unique_email("jean"))))
     assert answer["alerts"] == 0
     assert await outbox_count(suite, town, "invoices.resident_invoices_published") == 0
-    _, prefs = await resident(suite, town.town_id, (await _account_of(suite, marie)), "GET", "/preferences")
+    _, prefs = await resident(suite, town.town_id, account, "GET", "/preferences")
     assert prefs == {"alerts_enabled": True, "town_alerts_enabled": False}
     await _control_alert_arrives(suite)
     assert suite.mail.to(marie) == []
@@ -104,14 +104,6 @@ async def test_resident_activated_after_the_import_sees_the_invoices_without_an_
     assert body["totals"]["count"] == 4
     await _control_alert_arrives(suite)
     assert suite.mail.to(marie) == []
-
-
-async def _account_of(suite: Suite, email: str) -> object:
-    conn = await suite.db("invoices")
-    try:
-        return await conn.fetchval("SELECT account_id FROM accounts WHERE email = $1", email)
-    finally:
-        await conn.close()
 
 
 async def _control_alert_arrives(suite: Suite) -> None:
