@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from datetime import date
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -567,3 +568,12 @@ def test_neutralise_formula_prefixes_an_apostrophe() -> None:
     assert neutralise_formula("=1+1") == "'=1+1"
     assert neutralise_formula("-3") == "'-3"
     assert neutralise_formula("DUPONT") == "DUPONT"
+
+
+def test_the_documented_example_file_imports() -> None:
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "factures.csv"
+    parsed = parse_csv(example.read_bytes(), regie_codes=REGIES)
+    assert [r.number for r in parsed.rows][:2] == ["2015-001-001078", "2016-001-000096"]
+    assert parsed.debtors[1].emails == ("jean.martin@example.org", "jean.martin@travail.example.org")
+    documented = (example.parent.parent / "import-format.md").read_text()
+    assert ";".join(COLUMNS) in documented
