@@ -41,7 +41,7 @@ from services.invoices.import_format import ParsedImport
 from services.invoices.pdf import InvoiceDocument, render_invoice_pdf
 from services.invoices.repository import ImportCounts, InvoicesUnitOfWork
 from shared.contracts import Envelope, events
-from shared.contracts.values import normalise_email
+from shared.contracts.values import InvalidEmail, normalise_email
 from shared.plumbing.inbox import PermanentFailure
 from shared.plumbing.logging import get_logger
 
@@ -109,6 +109,7 @@ async def create_api_key(slug: str, label: str, *, uow: InvoicesUnitOfWork) -> t
 async def upsert_debtor(debtor: Debtor, *, uow: InvoicesUnitOfWork) -> Debtor:
     """Create or update a debtor by its reference; publish the full set of its e-mail addresses."""
     debtor = validated_debtor(debtor)
+    await uow.imports.lock_town(debtor.town_id)  # see _record_account_email
     existing = await uow.debtors.by_reference(debtor.town_id, debtor.reference)
     if existing is not None:
         if existing.name == debtor.name and existing.emails == debtor.emails:
@@ -322,7 +323,13 @@ async def _record_account_email(
 ) -> None:
     if await uow.towns.by_id(town_id) is None:
         raise PermanentFailure(f"unknown town {town_id}")
-    email = normalise_email(email)
+    try:
+        email = normalise_email(email)
+    except InvalidEmail:
+        raise PermanentFailure("the account's e-mail is not an address") from None
+    # Serialised with the town's imports and debtor changes: otherwise an import committing at the same
+    # moment would link its new debtors to no account, and this activation would not see them either.
+    await uow.imports.lock_town(town_id)
     await uow.accounts.record_email(town_id, account_id, email, as_of=envelope.occurred_at)
     if await uow.accounts.get(town_id, account_id) is None:
         raise PermanentFailure(f"account {account_id} belongs to another town")
@@ -525,13 +532,16 @@ async def answer_declaration(
     """The office confirms (the invoice is paid elsewhere) or rejects (it is to pay again) a declaration;
     the resident is e-mailed either way."""
     comment = validated_declaration_comment(comment)
-    declaration = await uow.declarations.get(town_id, declaration_id, lock=True)
-    if declaration is None:
+    found = await uow.declarations.get(town_id, declaration_id)
+    if found is None:
         raise DeclarationNotFound("Déclaration introuvable.")
+    # The invoice first, then its declaration: the order every other use case locks them in.
+    invoice = await uow.invoices.by_id(town_id, found.invoice_id, lock=True)
+    declaration = await uow.declarations.get(town_id, declaration_id, lock=True)
+    assert invoice is not None
+    assert declaration is not None
     if declaration.state != "pending":
         raise DeclarationAlreadyAnswered("Cette déclaration a déjà reçu une réponse.")
-    invoice = await uow.invoices.by_id(town_id, declaration.invoice_id, lock=True)
-    assert invoice is not None  # a pending declaration's invoice is in the declared state
     await uow.declarations.answer(declaration_id, "confirmed" if accepted else "rejected", comment)
     if accepted:
         await _settle_elsewhere(invoice, now=now, uow=uow)
@@ -562,6 +572,8 @@ async def mark_invoices_paid_online(
     """PayFiP confirmed a payment: each invoice it covers is paid online, exactly once. The money is
     always recorded for the reconciliation export; an invoice that was cancelled or already settled is
     not overwritten: the office gets an incident to sort out."""
+    if await uow.towns.by_id(event.town_id) is None:
+        raise PermanentFailure(f"unknown town {event.town_id}")
     for item in event.items:
         invoice = await uow.invoices.by_id(event.town_id, item.invoice_id, lock=True)
         details: dict[str, object] = {
