@@ -333,7 +333,7 @@ async def put_debtor(request: web.Request) -> web.Response:
     )
 
 
-def paris_today() -> datetime:
+def paris_now() -> datetime:
     return datetime.now(PARIS)
 
 
@@ -465,7 +465,7 @@ async def post_declaration(request: web.Request) -> web.Response:
                 method=body.method,
                 paid_on=body.paid_on,
                 comment=body.comment,
-                today=paris_today().date(),
+                today=paris_now().date(),
                 uow=work,
             )
             page = await invoice_page(request, work, invoice)
@@ -678,8 +678,13 @@ async def post_import(request: web.Request) -> web.Response:
         else:
             parsed = await asyncio.to_thread(parse_zip, body, regie_codes=codes, limits=limits)
     except ImportRejected as rejected:
+        # A body sent without its length is only measured once read: too big is still a 413.
+        too_big = [p.code for p in rejected.problems] == ["file_too_large"]
         raise ApiError(
-            422, "import_rejected", rejected.summary, [p.as_json() for p in rejected.problems]
+            413 if too_big else 422,
+            "import_rejected",
+            rejected.summary,
+            [p.as_json() for p in rejected.problems],
         ) from None
     async with uow(request) as work:
         summary = await handlers.import_invoices(town, parsed, source=source, checksum=checksum, uow=work)
@@ -999,7 +1004,7 @@ async def get_payments_export(request: web.Request) -> web.Response:
         ]
         # Whatever a debtor's name says, a spreadsheet must show it as text, never run it.
         writer.writerow([neutralise_formula(cell) for cell in cells])
-    day = paris_today().strftime("%Y-%m-%d")
+    day = paris_now().strftime("%Y-%m-%d")
     return web.Response(
         body=("\ufeff" + out.getvalue()).encode("utf-8"),
         headers={

@@ -8,6 +8,7 @@ import io
 import json
 import uuid
 import zipfile
+from collections.abc import AsyncIterator
 from typing import Any
 
 from services.invoices.import_format import COLUMNS, parse_amount, write_csv
@@ -359,6 +360,21 @@ async def test_huge_file_is_refused_before_it_is_read(suite: Suite) -> None:
         "code": "file_too_large",
         "message": "Le fichier dépasse 50 Mo : découpez-le en plusieurs fichiers.",
     }
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: measured once read
+        for start in range(0, len(body), 1024**2):
+            yield body[start : start + 1024**2]
+
+    async with suite._admin.post(
+        suite.url("invoices") + "/office/imports",
+        data=chunked(),
+        headers={**town.office_headers, "Content-Type": "text/csv"},
+    ) as response:
+        answer = await response.json()
+        assert response.status == 413
+    assert [d["code"] for d in answer["error"]["details"]] == ["file_too_large"]
+    assert "découpez-le en plusieurs fichiers" in answer["error"]["message"]
+    assert await invoice_ids_by_number(suite, town) == {}
 
 
 async def test_file_with_too_many_rows_is_refused(suite: Suite) -> None:
