@@ -120,3 +120,6 @@ DEMO_INVOICES: list[dict[str, Any]] = [
         "debtor": "D0003",
     },
 ]
+
+# Settled at the town hall's counter: «Mes factures» shows Marie Dupont a paid (yellow) row.
+DEMO_PAID_ELSEWHERE: tuple[str, ...] = ("2015-001-001205",)

@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 
 from shared.plumbing.web import INTERNAL_TOKEN_HEADER
-from tools.demo_data import DEMO_DEBTORS, DEMO_SLUG, demo_town
+from tools.demo_data import DEMO_DEBTORS, DEMO_INVOICES, DEMO_PAID_ELSEWHERE, DEMO_SLUG, demo_town
 
 
 class SeedError(RuntimeError):
@@ -24,8 +24,33 @@ async def _call(
         return body
 
 
+def demo_import() -> dict[str, Any]:
+    """The demo invoices as the office's JSON import (the same columns as the CSV format)."""
+    rows = []
+    for invoice in DEMO_INVOICES:
+        name, emails = DEMO_DEBTORS[invoice["debtor"]]
+        rows.append(
+            {
+                "number": invoice["number"],
+                "issued_on": invoice["issued_on"],
+                "due_on": invoice["due_on"],
+                "amount_cents": invoice["amount_cents"],
+                "object": invoice["object"],
+                "regie": invoice["regie"],
+                "debtor_reference": invoice["debtor"],
+                "debtor_name": name,
+                "debtor_emails": emails,
+            }
+        )
+    return {"invoices": rows}
+
+
 async def seed_demo(invoices_url: str, internal_token: str, public_url: str) -> dict[str, Any]:
-    """Create or update the demo town, issue an office API key, and upsert its debtors."""
+    """Create or update the demo town, issue an office API key, import its invoices (with their
+    debtors) through the office's import API, and settle one invoice by another channel so that
+    «Mes factures» shows a paid (yellow) row. Running it again changes nothing: the import is
+    idempotent and marking an invoice paid twice is a no-op. PDFs are drawn by the portal at the first
+    download."""
     admin = {INTERNAL_TOKEN_HEADER: internal_token}
     async with aiohttp.ClientSession() as session:
         town = await _call(
@@ -43,15 +68,18 @@ async def seed_demo(invoices_url: str, internal_token: str, public_url: str) -> 
             json={"label": "demo seed"},
         )
         office = {"Authorization": f"Bearer {key['api_key']}"}
-        for reference, (name, emails) in DEMO_DEBTORS.items():
+        imported = await _call(
+            session, "POST", f"{invoices_url}/office/imports", headers=office, json=demo_import()
+        )
+        for number in DEMO_PAID_ELSEWHERE:
             await _call(
                 session,
-                "PUT",
-                f"{invoices_url}/office/debtors/{reference}",
+                "POST",
+                f"{invoices_url}/office/invoices/{number}/paid-elsewhere",
                 headers=office,
-                json={"name": name, "emails": emails},
+                json={"comment": "Réglée en espèces au guichet de la mairie."},
             )
-    return {"town": town, "office_api_key": key["api_key"]}
+    return {"town": town, "office_api_key": key["api_key"], "import": imported}
 
 
 def main() -> None:

@@ -10,13 +10,12 @@ from aiohttp import web
 from services.invoices import api
 from services.invoices.consumer import SUBSCRIPTIONS
 from services.invoices.repository import InvoicesUnitOfWork
-from services.invoices.settings import Settings
+from services.invoices.settings import SETTINGS, Settings
 from shared.plumbing.metrics import create_metrics
 from shared.plumbing.runtime import POOL, consumer_ctx, database_ctx, outbox_ctx, service_app
 
 SERVICE = "invoices"
 MIGRATIONS = Path(__file__).parent / "migrations"
-SETTINGS = web.AppKey("invoices_settings", Settings)
 
 
 def uow_factory(app: web.Application) -> Callable[[], InvoicesUnitOfWork]:
@@ -29,7 +28,7 @@ def create_app(settings: Settings) -> web.Application:
         settings,
         metrics=create_metrics(SERVICE),
         open_prefixes=("/office/",),
-        client_max_size=64 * 1024**2,  # invoice files and PDFs
+        client_max_size=settings.max_body_bytes,  # invoice files, zips of PDFs
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(database_ctx(settings, MIGRATIONS))
@@ -37,4 +36,5 @@ def create_app(settings: Settings) -> web.Application:
     if SUBSCRIPTIONS:
         app.cleanup_ctx.append(consumer_ctx(settings, SERVICE, SUBSCRIPTIONS, uow_factory))
     api.routes.setup(app)
+    app.router.add_get("/office/openapi.json", api.get_office_openapi)
     return app

@@ -66,7 +66,9 @@ class EmailSender:
             while not self._stopping.is_set():
                 try:
                     sent_one = await self.send_next(mailer)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                except Exception as error:
+                    # A worker must outlive any failure (database cut, broken connection…): it is the only
+                    # one sending its share of the e-mails.
                     log.warning("email_worker_failed", worker=number, error=repr(error))
                     await asyncio.sleep(1.0)
                     continue
@@ -124,7 +126,8 @@ class EmailSender:
             await asyncio.sleep(max(self._settings.interrupted_after_seconds / 4, 1.0))
             try:
                 count = await self._ledger.mark_interrupted(self._settings.interrupted_after_seconds)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except Exception as error:
+                log.warning("email_watch_failed", error=repr(error))
                 continue
             if count:
                 log.error("emails_interrupted", count=count)

@@ -83,7 +83,7 @@ class UnitOfWork:
         ]
         if not envelopes:
             return envelopes
-        # The pool's jsonb codec serialises the envelope dicts.
+        # The pool's jsonb codec (binary, which COPY needs) serialises the envelope dicts.
         records = [
             (env.event_id, env.type, env.routing_key, env.model_dump(mode="json")) for env in envelopes
         ]

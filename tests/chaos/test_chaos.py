@@ -223,6 +223,7 @@ async def test_nothing_is_lost_or_applied_twice_through_broker_process_and_datab
                 ),
             },
             "recovery seconds": {k: round(v, 2) for k, v in recoveries.items()},
+            "e-mail states": await _email_states(suite),
             "lost examples": counts.lost_examples,
         }
         REPORT.parent.mkdir(parents=True, exist_ok=True)
@@ -245,6 +246,15 @@ async def _known_emails(suite: Suite, town_id: object) -> set[str]:
         return {
             r["email"] for r in await conn.fetch("SELECT email FROM known_emails WHERE town_id = $1", town_id)
         }
+    finally:
+        await conn.close()
+
+
+async def _email_states(suite: Suite) -> dict[str, int]:
+    conn = await asyncpg.connect(suite.config.database("notifier"))
+    try:
+        rows = await conn.fetch("SELECT state, count(*) AS n FROM emails GROUP BY state")
+        return {r["state"]: r["n"] for r in rows}
     finally:
         await conn.close()
 

@@ -23,6 +23,32 @@ from tests.foundation.conftest import TOWN, Harness, eventually
 from tests.support.tcp_proxy import TcpProxy
 
 
+async def test_events_written_by_the_hundred_go_through_copy_and_each_applies_once(harness: Harness) -> None:
+    """Above UnitOfWork._COPY_THRESHOLD events the outbox is written with COPY (large invoice imports);
+    twice in one transaction, so the second batch must not carry the first one again."""
+    await harness.start_consumer()
+    await harness.start_relay()
+    batches = [
+        [
+            DebtorUpserted(town_id=TOWN, debtor_id=uuid.uuid4(), reference=f"D{i}", name="Dupont", emails=[])
+            for i in range(count)
+        ]
+        for count in (250, 210)
+    ]
+    async with UnitOfWork(harness.producer, producer="test-producer") as uow:
+        written = [envelope for batch in batches for envelope in await uow.publish_many(batch)]
+    rows = await harness.producer.fetch("SELECT event_id, envelope FROM outbox ORDER BY id")
+    assert [r["event_id"] for r in rows] == [e.event_id for e in written]
+    assert rows[0]["envelope"] == written[0].model_dump(mode="json")
+
+    async def applied() -> bool:
+        return len(await harness.effects()) == 460
+
+    await eventually(applied, what="every event of both batches applied")
+    effects = await harness.effects()
+    assert sorted(str(r["event_id"]) for r in effects) == sorted(str(e.event_id) for e in written)
+
+
 async def test_event_written_with_state_change_reaches_consumer_and_applies_once(harness: Harness) -> None:
     await harness.start_consumer()
     await harness.start_relay()
