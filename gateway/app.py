@@ -10,7 +10,7 @@ from gateway.clients import clients_ctx
 from gateway.rendering import JINJA, SETTINGS, create_environment, error_middleware
 from gateway.security import csrf_middleware, headers_middleware, town_middleware
 from gateway.settings import Settings
-from gateway.views import pages
+from gateway.views import pages, payfip
 from shared.plumbing.metrics import create_metrics
 from shared.plumbing.runtime import METRICS
 from shared.plumbing.web import add_health_routes, correlation_middleware, metrics_middleware
@@ -47,7 +47,7 @@ def create_app(settings: Settings) -> web.Application:
         return True
 
     add_health_routes(app, metrics=metrics, checks={"services": services_ready})
-    for module in (pages,):
+    for module in (pages, payfip):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC, append_version=False)
     return app

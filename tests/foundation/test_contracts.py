@@ -39,7 +39,9 @@ NOT_YET_PRODUCED: dict[str, str] = {
     "invoices.resident_invoices_published": "invoices issue",
     "invoices.contact_message_received": "invoices issue",
     "invoices.declaration_answered": "invoices issue",
-    "payments.payment_succeeded": "payments issue",
+    "invoices.invoice_cancelled": "invoices issue",
+    "invoices.invoice_settled": "invoices issue",
+    "invoices.payment_declared": "invoices issue",
 }
 
 
