@@ -64,7 +64,8 @@ _OBJET_FORBIDDEN = re.compile(r"[^A-Za-z0-9 ]")
 _SPACES = re.compile(r" {2,}")
 # Letters NFKD does not split into a base letter and an accent.
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss", "ø": "o", "Ø": "O"})
-# Word separators that become spaces; every other character outside [A-Za-z0-9 ] is dropped.
+# Word separators the protocol page turns into spaces. Any other character outside [A-Za-z0-9 ] becomes a
+# space too (not dropped): «n°12/2024» reads «n 12 2024», not «n122024».
 _SEPARATORS = str.maketrans({"'": " ", "’": " ", "‘": " ", "-": " ", "‐": " ", "–": " ", "—": " "})
 
 
@@ -154,15 +155,16 @@ _SPECIFIC_FAULTS: dict[str, type[PayfipRejected]] = {
 
 
 def clean_objet(text: str | None) -> str | None:
-    """A label PayFiP accepts: accents stripped, `'` and `-` turned into spaces, only `[A-Za-z0-9 ]` kept,
-    runs of spaces folded, at most 100 characters. None when nothing is left."""
+    """A label PayFiP accepts: accents stripped, `'` and `-` (and any other character outside
+    `[A-Za-z0-9 ]`) turned into spaces, runs of spaces folded, at most 100 characters. None when nothing is
+    left."""
     if text is None:
         return None
     flat = unicodedata.normalize("NFKD", text.translate(_LIGATURES))
     flat = "".join(c for c in flat if not unicodedata.combining(c))
     flat = flat.translate(_SEPARATORS)
     flat = "".join(" " if c.isspace() else c for c in flat)
-    flat = _OBJET_FORBIDDEN.sub("", flat)
+    flat = _OBJET_FORBIDDEN.sub(" ", flat)
     flat = _SPACES.sub(" ", flat).strip()
     flat = flat[:OBJET_MAX_LENGTH].rstrip()
     return flat or None
@@ -379,7 +381,7 @@ def _raise_fault(fault: Element, http_status: int) -> None:
     libelle = (_text(_child(error_element, "libelle")) if error_element is not None else None) or ""
     if fault_type == "FonctionnelleErreur" and code:
         severite_text = _text(_child(error_element, "severite")) if error_element is not None else None
-        severite = int(severite_text) if severite_text and severite_text.isdigit() else None
+        severite = int(severite_text) if severite_text and re.fullmatch(r"[0-9]{1,6}", severite_text) else None
         kind = _SPECIFIC_FAULTS.get(code, PayfipRejected)
         raise kind(
             code,
