@@ -317,6 +317,7 @@ def _recorder(
                     outcome=call.outcome,
                     code=call.code,
                     http_status=call.http_status,
+                    called_at=call.started_at,
                     duration_ms=call.duration_ms,
                     error=call.error,
                 )

@@ -381,7 +381,9 @@ def _raise_fault(fault: Element, http_status: int) -> None:
     libelle = (_text(_child(error_element, "libelle")) if error_element is not None else None) or ""
     if fault_type == "FonctionnelleErreur" and code:
         severite_text = _text(_child(error_element, "severite")) if error_element is not None else None
-        severite = int(severite_text) if severite_text and re.fullmatch(r"[0-9]{1,6}", severite_text) else None
+        severite = (
+            int(severite_text) if severite_text and re.fullmatch(r"[0-9]{1,6}", severite_text) else None
+        )
         kind = _SPECIFIC_FAULTS.get(code, PayfipRejected)
         raise kind(
             code,
@@ -492,6 +494,7 @@ class CallRecord:
     outcome: Literal["ok", "fault", "unavailable"]
     code: str | None
     http_status: int | None
+    started_at: datetime
     duration_ms: int
     error: str | None
 
@@ -538,6 +541,7 @@ class PayfipClient:
         record: CallRecorder | None,
     ) -> T:
         started = time.perf_counter()
+        started_at = datetime.now(UTC)
         status: int | None = None
 
         async def remember(
@@ -545,7 +549,7 @@ class PayfipClient:
         ) -> None:
             if record is not None:
                 elapsed = round((time.perf_counter() - started) * 1000)
-                await record(CallRecord(operation, outcome, code, status, elapsed, error))
+                await record(CallRecord(operation, outcome, code, status, started_at, elapsed, error))
 
         try:
             status, body = await self._post(envelope)

@@ -5,6 +5,8 @@ Every query that returns a resident's data takes the town and the account and fi
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from services.payments.domain import (
 from shared.plumbing.uow import Connection, UnitOfWork
 
 _NON_FINAL = [state.value for state in NON_FINAL_STATES]
+# Which replica made a PayFiP call, in the calls log.
+CALLER = f"{socket.gethostname()}:{os.getpid()}"
 # Closures a declaration's answer can never undo.
 TERMINAL_CLOSURES = ("cancelled", "paid_online", "paid_elsewhere")
 
@@ -625,24 +629,27 @@ class CallLog:
         outcome: str,
         code: str | None,
         http_status: int | None,
+        called_at: datetime,
         duration_ms: int,
         error: str | None,
     ) -> None:
         await self._conn.execute(
             """
-            INSERT INTO payfip_calls (operation, payment_id, idop, trigger, outcome, code, http_status,
-                duration_ms, error)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            INSERT INTO payfip_calls (operation, payment_id, idop, trigger, caller, outcome, code, http_status,
+                duration_ms, error, called_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
             """,
             operation,
             payment_id,
             idop,
             trigger,
+            CALLER,
             outcome,
             code,
             http_status,
             duration_ms,
             error[:500] if error else None,
+            called_at,
         )
 
 

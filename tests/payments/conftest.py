@@ -18,7 +18,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -26,6 +26,9 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from shared.contracts import EventPayload, envelope_for
+from shared.plumbing import db
+from shared.plumbing.bus import OutgoingMessage, Publisher
 from shared.plumbing.web import INTERNAL_TOKEN_HEADER
 from tests.support.infra import Infra
 from tests.support.suite import Suite, TownHandle, start_suite, stop_suite, suite_config
@@ -39,6 +42,8 @@ FIRST_POLL = 2.0
 PAYFIP_TIMEOUT = 1.5
 
 PAYMENTS_ENV = {
+    "PAYMENTS_DB_POOL_MIN": "1",
+    "PAYMENTS_DB_POOL_MAX": "5",
     "PAYMENTS_PAYFIP_TIMEOUT_SECONDS": str(PAYFIP_TIMEOUT),
     "PAYMENTS_OPERATION_WINDOW_SECONDS": str(OPERATION_WINDOW),
     "PAYMENTS_GIVE_UP_HOURS": str(GIVE_UP / 3600),
@@ -234,7 +239,8 @@ class PaymentsWorld:
     invoices: InvoicesStandIn
     proxy: PayfipProxy
     http: aiohttp.ClientSession
-    _accounts: list[uuid.UUID] = field(default_factory=list)
+    # One small pool for the tests' own queries: the PostgreSQL server is shared with other test runs.
+    database: asyncpg.Pool
 
     @property
     def simulator_url(self) -> str:
@@ -327,34 +333,39 @@ class PaymentsWorld:
         ) as response:
             return response.status, await response.read()
 
-    async def db(self) -> asyncpg.Connection:
-        return await self.suite.db("payments")
+    async def publish(self, payload: EventPayload, *, producer: str = "invoices") -> None:
+        """Put an event on this world's bus as its producer would (for events not produced yet)."""
+        config = self.suite.config
+        publisher = Publisher(config.amqp_url, config.exchange, connection_name="tests-publisher")
+        await publisher.start()
+        try:
+            envelope = envelope_for(payload, producer=producer, correlation_id="tests-" + uuid.uuid4().hex)
+            await publisher.publish(
+                OutgoingMessage(
+                    event_id=str(envelope.event_id),
+                    event_type=envelope.type,
+                    version=envelope.version,
+                    routing_key=envelope.routing_key,
+                    correlation_id=envelope.correlation_id,
+                    body=envelope.model_dump_json().encode(),
+                )
+            )
+        finally:
+            await publisher.close()
 
     async def succeeded_events(self, payment_id: str) -> int:
-        conn = await self.db()
-        try:
-            count: int = await conn.fetchval(
-                "SELECT count(*) FROM outbox WHERE event_type = 'payments.payment_succeeded'"
-                " AND envelope->'payload'->>'payment_id' = $1",
-                payment_id,
-            )
-            return count
-        finally:
-            await conn.close()
+        count: int = await self.database.fetchval(
+            "SELECT count(*) FROM outbox WHERE event_type = 'payments.payment_succeeded'"
+            " AND envelope->'payload'->>'payment_id' = $1",
+            payment_id,
+        )
+        return count
 
     async def row(self, query: str, *args: Any) -> Any:
-        conn = await self.db()
-        try:
-            return await conn.fetchrow(query, *args)
-        finally:
-            await conn.close()
+        return await self.database.fetchrow(query, *args)
 
     async def rows(self, query: str, *args: Any) -> list[Any]:
-        conn = await self.db()
-        try:
-            return list(await conn.fetch(query, *args))
-        finally:
-            await conn.close()
+        return list(await self.database.fetch(query, *args))
 
 
 @pytest.fixture(scope="session")
@@ -380,9 +391,11 @@ async def payments_world(infra: Infra) -> AsyncIterator[PaymentsWorld]:
     )
     suite = await start_suite(infra, config=config)
     http = aiohttp.ClientSession()
+    database = await db.create_pool(config.database("payments"), min_size=1, max_size=2)
     try:
-        yield PaymentsWorld(suite, invoices, proxy, http)
+        yield PaymentsWorld(suite, invoices, proxy, http, database)
     finally:
+        await database.close()
         await http.close()
         await stop_suite(suite)
         await invoices.stop()

@@ -102,11 +102,12 @@ CREATE TABLE invoice_closures (
 -- Every exchange with PayFiP: when, what, how it went (the operations team's and the office's trail).
 CREATE TABLE payfip_calls (
     id bigserial PRIMARY KEY,
-    called_at timestamptz NOT NULL DEFAULT now(),
+    called_at timestamptz NOT NULL,    -- when the question left
     operation text NOT NULL,
     payment_id uuid,
     idop text,
     trigger text NOT NULL,
+    caller text NOT NULL,              -- host:pid of the replica that called
     outcome text NOT NULL CHECK (outcome IN ('ok', 'fault', 'unavailable')),
     code text,
     http_status integer,
