@@ -29,8 +29,9 @@ _IDOP = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 def find_idop(query: dict[str, str] | list[tuple[str, str]], body: bytes, content_type: str) -> str | None:
-    """The operation id from the body (form-urlencoded, or JSON as a courtesy) or else the query string,
-    its field's name compared case-insensitively; None when absent or not shaped like an id."""
+    """The operation id from the body (form-urlencoded, or JSON as a courtesy) or else from `query` (the
+    query string, or fields already parsed), its field's name compared case-insensitively and trimmed; None
+    when absent or not shaped like an id."""
     candidates: list[tuple[str, str]] = []
     text = body.decode("utf-8", errors="replace").strip()
     if content_type == "application/json" or text.startswith("{"):
@@ -51,14 +52,33 @@ def find_idop(query: dict[str, str] | list[tuple[str, str]], body: bytes, conten
     return None
 
 
+async def _read_at_most(request: web.Request, limit: int) -> bytes:
+    """The body's first `limit` bytes (a read may return less than asked while more is on its way)."""
+    if not request.can_read_body:
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await request.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 @routes.route("POST", NOTIFICATION_PATH)
 @routes.route("GET", NOTIFICATION_PATH)
 async def payfip_notification(request: web.Request) -> web.Response:
     try:
-        body = b""
-        if request.can_read_body:
-            body = await request.content.read(MAX_NOTIFICATION_BYTES)
-        idop = find_idop(list(request.query.items()), body, request.content_type)
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            fields = [(name, value) for name, value in form.items() if isinstance(value, str)]
+            idop = find_idop(fields + list(request.query.items()), b"", "")
+            body = b""
+        else:
+            body = await _read_at_most(request, MAX_NOTIFICATION_BYTES)
+            idop = find_idop(list(request.query.items()), body, request.content_type)
         if idop is None:
             log.warning("payfip_notification_without_idop", method=request.method, size=len(body))
         else:

@@ -20,6 +20,7 @@ from services.payments import handlers
 from services.payments.domain import NON_FINAL_STATES, PaymentItem, PaymentRefused, PaymentState
 from services.payments.handlers import PaymentNotFound, PaymentsContext, PaymentStartFailed, StartPayment
 from services.payments.invoices_client import InvoicesUnavailable
+from services.payments.payfip import PayfipRejected, PayfipUnavailable, is_valid_numcli
 from services.payments.repository import PaymentRecord
 from shared.plumbing.openapi import ApiRoutes
 from shared.plumbing.web import ApiError, json_model, parse_json, parse_query
@@ -158,6 +159,13 @@ class NotificationIn(BaseModel):
 class NotificationOut(BaseModel):
     known: bool
     state: PaymentState | None
+
+
+class ClientOut(BaseModel):
+    numcli: str | None
+    libelle_n1: str | None
+    libelle_n2: str | None
+    libelle_n3: str | None
 
 
 class IncidentsQuery(BaseModel):
@@ -378,6 +386,29 @@ async def post_notification(request: web.Request) -> web.Response:
     body = await parse_json(request, NotificationIn)
     record = await handlers.confirm_with_payfip(body.idop, trigger="notification", ctx=_context(request))
     return json_model(NotificationOut(known=record is not None, state=record.state if record else None))
+
+
+@routes.route(
+    "GET",
+    "/payfip/clients/{numcli}",
+    summary="What PayFiP knows of a régie's client number (recupererDetailClient), to check a configuration",
+    response=ClientOut,
+    errors=(404, 503),
+    tags=["internal"],
+)
+async def get_payfip_client(request: web.Request) -> web.Response:
+    numcli = request.match_info["numcli"]
+    if not is_valid_numcli(numcli):
+        raise ApiError(404, "payfip_client_unknown", "Numéro de client PayFiP invalide (6 chiffres).")
+    try:
+        detail = await handlers.check_client_number(numcli, ctx=_context(request))
+    except PayfipRejected as error:
+        raise ApiError(
+            404, "payfip_client_unknown", f"PayFiP ne connaît pas ce client ({error.code} : {error.libelle})."
+        ) from None
+    except PayfipUnavailable:
+        raise ApiError(503, "payfip_unavailable", "PayFiP ne répond pas pour le moment.") from None
+    return json_model(ClientOut(**detail.__dict__))
 
 
 @routes.route(

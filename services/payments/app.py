@@ -12,12 +12,14 @@ from services.payments import api
 from services.payments.consumer import SUBSCRIPTIONS
 from services.payments.handlers import PaymentsContext, run_reconciler
 from services.payments.invoices_client import InvoicesClient
+from services.payments.metrics import PaymentsMetrics
 from services.payments.payfip import PayfipClient
 from services.payments.repository import PaymentsUnitOfWork
 from services.payments.settings import Settings
 from shared.plumbing.http_client import ServiceClient
 from shared.plumbing.metrics import create_metrics
 from shared.plumbing.runtime import (
+    METRICS,
     POOL,
     background_task_ctx,
     consumer_ctx,
@@ -58,6 +60,7 @@ def clients_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator
                 ),
                 settings=settings,
                 policy=settings.time_policy(),
+                metrics=PaymentsMetrics.register(app[METRICS].registry),
             )
             yield
 

@@ -30,9 +30,11 @@ from services.payments.domain import (
     TimePolicy,
 )
 from services.payments.invoices_client import InvoicesClient
+from services.payments.metrics import PaymentsMetrics
 from services.payments.payfip import (
     CallRecord,
     CallRecorder,
+    ClientDetail,
     InvalidPayfipField,
     PayfipClient,
     PayfipError,
@@ -56,7 +58,7 @@ from shared.plumbing.logging import get_logger
 
 log = get_logger(__name__)
 
-Trigger = Literal["notification", "return", "reconciler", "start"]
+Trigger = Literal["notification", "return", "reconciler", "start", "check"]
 # States in which asking PayFiP again can change nothing we would act on.
 _SETTLED_FOR_GOOD = frozenset(
     {
@@ -88,6 +90,7 @@ class PaymentsContext:
     invoices: InvoicesClient
     settings: Settings
     policy: TimePolicy
+    metrics: PaymentsMetrics | None = None
     clock: Callable[[], datetime] = utc_now
 
     def uow(self) -> PaymentsUnitOfWork:
@@ -323,6 +326,8 @@ def _recorder(
                 )
         except Exception as error:  # the log of calls must never stop a payment
             log.warning("payfip_call_not_logged", error=repr(error))
+        if ctx.metrics is not None:
+            ctx.metrics.payfip_calls.labels(call.operation, call.outcome, call.code or "").inc()
         log.info(
             "payfip_called",
             operation=call.operation,
@@ -388,8 +393,17 @@ async def confirm_with_payfip(idop: str, *, trigger: Trigger, ctx: PaymentsConte
         current = await uow.attempts.by_idop(idop, for_update=True)
         assert current is not None  # attempts are never deleted
         decision = domain.settle(current.attempt(), observation, now, ctx.policy)
-        await _apply(uow, current, decision, observation, now=now, trigger=trigger)
-        return await uow.attempts.by_idop(idop)
+        applied = await _apply(uow, current, decision, observation, now=now, trigger=trigger)
+        after = await uow.attempts.by_idop(idop)
+    # Told only once the transaction committed.
+    _report(applied, current, decision, trigger, ctx.metrics)
+    return after
+
+
+@dataclass(frozen=True)
+class _Applied:
+    settled: PaymentState | None  # the final state reached now, if any
+    incidents: tuple[tuple[IncidentKind, dict[str, object]], ...]  # flagged now, with their details
 
 
 async def _apply(
@@ -400,24 +414,24 @@ async def _apply(
     *,
     now: datetime,
     trigger: Trigger,
-) -> None:
-    payment_id = str(record.payment_id)
+) -> _Applied:
     count_poll = trigger == "reconciler"
-    if decision.new_state is None:
-        if decision.incident is not None and await uow.incidents.add(
+    incidents: list[tuple[IncidentKind, dict[str, object]]] = []
+
+    async def flag(kind: IncidentKind, details: dict[str, object]) -> None:
+        if await uow.incidents.add(
             town_id=record.town_id,
             payment_id=record.payment_id,
             idop=record.idop,
-            kind=decision.incident,
-            details=decision.incident_details,
+            kind=kind,
+            details=details,
             now=now,
         ):
-            log.error(
-                "payment_paid_after_final_flagged",
-                payment_id=payment_id,
-                idop=record.idop,
-                state=record.state.value,
-            )
+            incidents.append((kind, details))
+
+    if decision.new_state is None:
+        if decision.incident is not None:
+            await flag(decision.incident, decision.incident_details)
         if not record.state.is_final:
             await uow.attempts.keep_pending(
                 record.payment_id,
@@ -427,74 +441,85 @@ async def _apply(
                 count_poll=count_poll,
                 error=observation.error,
             )
-            log.info(
-                "payment_still_pending",
-                payment_id=payment_id,
-                reason=decision.reason,
-                trigger=trigger,
-                next_poll_at=decision.next_poll_at.isoformat() if decision.next_poll_at else None,
-            )
-        return
+        return _Applied(None, tuple(incidents))
 
     state = decision.new_state
     result = decision.result
     if not await uow.attempts.finalize(
         record.payment_id, state, result=result, now=now, trigger=trigger, count_poll=count_poll
     ):
-        return  # another path settled it first (cannot happen under the row lock, but the guard decides)
+        # Another path settled it first (cannot happen under the row lock, but the guard decides).
+        return _Applied(None, ())
     if decision.release_lock:
         await uow.attempts.release_locks(record.payment_id)
-    log.info(
-        "payment_settled",
-        payment_id=payment_id,
-        idop=record.idop,
-        state=state.value,
-        result=result.resultrans if result else None,
-        reason=decision.reason,
-        trigger=trigger,
-    )
     if decision.incident is not None:
-        await uow.incidents.add(
-            town_id=record.town_id,
-            payment_id=record.payment_id,
-            idop=record.idop,
-            kind=decision.incident,
-            details=decision.incident_details,
-            now=now,
-        )
-        log.error(
-            "payment_mismatch_flagged",
+        await flag(decision.incident, decision.incident_details)
+    if state is PaymentState.PAID and result is not None:
+        closed = await _record_success(uow, record, result, now=now)
+        if closed:
+            await flag(IncidentKind.PAID_CLOSED_INVOICE, {"invoices": closed})
+    return _Applied(state, tuple(incidents))
+
+
+def _report(
+    applied: _Applied,
+    record: PaymentRecord,
+    decision: Settlement,
+    trigger: Trigger,
+    metrics: PaymentsMetrics | None,
+) -> None:
+    payment_id = str(record.payment_id)
+    if applied.settled is not None:
+        log.info(
+            "payment_settled",
             payment_id=payment_id,
             idop=record.idop,
-            details=decision.incident_details,
+            state=applied.settled.value,
+            result=decision.result.resultrans if decision.result else None,
+            reason=decision.reason,
+            trigger=trigger,
         )
-    if state is PaymentState.PAID and result is not None:
-        await _record_success(uow, record, result, now=now)
+    elif not record.state.is_final:
+        log.info(
+            "payment_still_pending",
+            payment_id=payment_id,
+            reason=decision.reason,
+            trigger=trigger,
+            next_poll_at=decision.next_poll_at.isoformat() if decision.next_poll_at else None,
+        )
+    for kind, details in applied.incidents:
+        log.error(
+            _INCIDENT_LOG_EVENTS[kind],
+            payment_id=payment_id,
+            idop=record.idop,
+            state=record.state.value,
+            details=details,
+        )
+    if metrics is not None:
+        if applied.settled is not None:
+            metrics.payments_settled.labels(applied.settled.value, trigger).inc()
+        for kind, _ in applied.incidents:
+            metrics.incidents.labels(kind.value).inc()
+
+
+_INCIDENT_LOG_EVENTS = {
+    IncidentKind.MISMATCH: "payment_mismatch_flagged",
+    IncidentKind.PAID_AFTER_FINAL: "payment_paid_after_final_flagged",
+    IncidentKind.PAID_CLOSED_INVOICE: "payment_paid_closed_invoice_flagged",
+}
 
 
 async def _record_success(
     uow: PaymentsUnitOfWork, record: PaymentRecord, result: domain.ConfirmedResult, *, now: datetime
-) -> None:
+) -> list[dict[str, str]]:
+    """Close the invoices and publish the success (same transaction as the transition); answer the
+    invoices that had been closed meanwhile (cancelled, declared, paid elsewhere): the office must know."""
     invoice_ids = [item.invoice_id for item in record.items]
     closed = [
-        closure
+        {"invoice_id": str(closure.invoice_id), "status": closure.status}
         for closure in await uow.closures.closed_among(record.town_id, invoice_ids)
         if not (closure.status == "paid_online" and closure.payment_id == record.payment_id)
     ]
-    if closed:
-        await uow.incidents.add(
-            town_id=record.town_id,
-            payment_id=record.payment_id,
-            idop=record.idop,
-            kind=IncidentKind.PAID_CLOSED_INVOICE,
-            details={"invoices": [{"invoice_id": str(c.invoice_id), "status": c.status} for c in closed]},
-            now=now,
-        )
-        log.error(
-            "payment_paid_closed_invoice_flagged",
-            payment_id=str(record.payment_id),
-            invoices=[str(c.invoice_id) for c in closed],
-        )
     for invoice_id in invoice_ids:
         await uow.closures.record(invoice_id, record.town_id, "paid_online", now, record.payment_id)
     await uow.publish(
@@ -517,6 +542,7 @@ async def _record_success(
             paid_at=result.transaction_time or now,
         )
     )
+    return closed
 
 
 async def browser_returned(
@@ -608,6 +634,11 @@ async def invoice_locks(
 ) -> list[InvoiceLock]:
     async with ctx.uow() as uow:
         return await uow.attempts.active_locks(town_id, invoice_ids, ctx.clock())
+
+
+async def check_client_number(numcli: str, *, ctx: PaymentsContext) -> ClientDetail:
+    """What PayFiP knows of a régie's client number (recupererDetailClient): to check a configuration."""
+    return await ctx.payfip.client_detail(numcli, record=_recorder(ctx, None, None, "check"))
 
 
 async def town_incidents(town_id: uuid.UUID, *, limit: int, ctx: PaymentsContext) -> list[Incident]:

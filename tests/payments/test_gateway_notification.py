@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -59,6 +60,7 @@ async def gateway_client(payments_url: str) -> TestClient[web.Request, web.Appli
         {"params": {"idOp": IDOP}},
         {"params": {"idop": IDOP}, "data": {"other": "x"}},
         {"json": {"idop": IDOP}},
+        {"data": aiohttp.FormData({"idOp": IDOP}, default_to_multipart=True)},
     ],
 )
 async def test_the_id_is_found_in_body_or_query_whatever_its_case_and_forwarded(

@@ -59,6 +59,10 @@ async def test_a_payment_notified_through_the_gateway_is_confirmed_once_and_a_re
     assert method in receipt.part("plain")
     assert bill["number"] in receipt.part("plain")
     assert paid["authorisation_number"] in receipt.part("plain")
+    # Paid: the portal refuses a second payment at once, before the invoices service even hears of it.
+    status, again = await world.start(town, account, [bill])
+    assert (status, again["error"]["code"]) == (409, "invoice_closed")
+    assert "déjà réglée" in again["error"]["message"]
 
     envelope = await world.row(
         "SELECT envelope FROM outbox WHERE event_type = 'payments.payment_succeeded'"
@@ -167,6 +171,25 @@ async def test_the_browser_coming_back_before_any_result_is_told_the_payment_is_
         "en cours de vérification",
         False,
     )
+
+
+@pytest.mark.parametrize("kind", ["http_503", "timeout", "malformed_xml", "unavailable"])
+async def test_payfip_failing_when_the_browser_comes_back_says_being_checked_and_loses_nothing(
+    world: PaymentsWorld, kind: str
+) -> None:
+    town, account, _, payment = await start_one(world)
+    await world.sim("POST", "/notifications", {"mode": "drop"})
+    await world.pay(payment["idop"], "P")
+    await world.sim(
+        "POST", "/faults", {"operation": "recupererDetailPaiementSecurise", "kind": kind, "count": 1}
+    )
+
+    status, returned = await world.returned(town, account, payment["idop"])
+
+    assert status == 200, returned
+    assert (returned["state"], returned["state_label"]) == ("pending", "en cours de vérification")
+    await world.wait_for_state(town, account, payment["payment_id"], "paid")
+    assert await world.succeeded_events(payment["payment_id"]) == 1
 
 
 async def test_notifications_come_in_with_any_spelling_from_body_or_query(world: PaymentsWorld) -> None:
