@@ -4,10 +4,12 @@ return, the reconciler; every outcome; duplicate, late, early, missing and forge
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 
 from shared.contracts import events
@@ -79,6 +81,30 @@ async def test_a_payment_notified_through_the_gateway_is_confirmed_once_and_a_re
     dattrans, heurtrans = operation["result"]["dattrans"], operation["result"]["heurtrans"]
     local = event.paid_at.astimezone(PARIS)
     assert (local.strftime("%d%m%Y"), local.strftime("%H%M")) == (dattrans, heurtrans)
+
+
+async def test_a_resident_paying_on_payfips_page_comes_back_to_the_town_and_sees_it_paid(
+    world: PaymentsWorld,
+) -> None:
+    town, account, _, payment = await start_one(world, amount_cents=3750)
+    async with aiohttp.ClientSession() as browser:
+        async with browser.get(payment["redirect_url"]) as page:
+            assert page.status == 200
+            html = await page.text()
+        assert "37,50" in html
+        forms = re.findall(r'<form method="post" action="([^"]+)">(.*?)</form>', html, re.S)
+        action, fields = next((action, inner) for action, inner in forms if 'name="choix" value="P"' in inner)
+        data = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', fields))
+        async with browser.post(action, data=data, allow_redirects=False) as chosen:
+            assert chosen.status in (302, 303)
+            location = chosen.headers["Location"]
+    assert location == f"{town.public_url}/reglement/retour?idop={payment['idop']}"
+
+    idop = location.split("idop=", 1)[1]
+    status, returned = await world.returned(town, account, idop)
+    assert status == 200
+    assert returned["state"] == "paid"
+    assert await world.succeeded_events(payment["payment_id"]) == 1
 
 
 async def test_duplicate_notifications_settle_once(world: PaymentsWorld) -> None:
