@@ -262,6 +262,15 @@ def plan_payment(
             f"La facture {first.number} {reason}.",
             [{"invoice_id": str(i.invoice_id), "number": i.number, "reason": i.reason} for i in not_payable],
         )
+    without_amount = [invoice for invoice in chosen if invoice.amount_cents <= 0]
+    if without_amount:
+        raise InvoiceNotPayable(
+            f"La facture {without_amount[0].number} n'a pas de montant à régler.",
+            [
+                {"invoice_id": str(i.invoice_id), "number": i.number, "reason": "no_amount"}
+                for i in without_amount
+            ],
+        )
     regies = {invoice.regie.regie_id for invoice in chosen}
     if len(regies) > 1:
         raise SeveralRegies(

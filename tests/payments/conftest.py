@@ -55,6 +55,11 @@ PAYMENTS_ENV = {
     "PAYMENTS_RECONCILE_CLAIM_SECONDS": "5",
     "PAYMENTS_STALE_CREATION_SECONDS": "6",
 }
+# The PostgreSQL server is shared with the default suite and other runs: this world keeps its pools small.
+SMALL_POOLS = {
+    service: {f"{service.upper()}_DB_POOL_MIN": "1", f"{service.upper()}_DB_POOL_MAX": "4"}
+    for service in ("auth", "invoices", "notifier")
+}
 SIMULATOR_ENV = {"PAYFIP_SIM_FAULT_TIMEOUT_SECONDS": "4", "PAYFIP_SIM_NOTIFICATION_TIMEOUT_SECONDS": "5"}
 
 
@@ -376,7 +381,7 @@ async def payments_world(infra: Infra) -> AsyncIterator[PaymentsWorld]:
         infra,
         namespace="pay",
         replicas={"payments": 2},
-        extra_env={"payfip": SIMULATOR_ENV},
+        extra_env={"payfip": SIMULATOR_ENV} | SMALL_POOLS,
     )
     invoices = InvoicesStandIn(config.internal_token)
     await invoices.start()

@@ -143,6 +143,14 @@ def test_totals_outside_payfip_bounds_are_refused(amounts: list[int]) -> None:
         plan([invoice(amount_cents=a) for a in amounts])
 
 
+@pytest.mark.parametrize("amount", [0, -500])
+def test_an_invoice_with_nothing_to_pay_is_refused_even_in_a_group_that_would_reach_the_minimum(
+    amount: int,
+) -> None:
+    with pytest.raises(domain.InvoiceNotPayable):
+        plan([invoice(amount_cents=5000), invoice(amount_cents=amount)])
+
+
 @pytest.mark.parametrize("amounts", [[100], [10_000_000], [60, 40]])
 def test_totals_at_payfip_bounds_are_accepted(amounts: list[int]) -> None:
     assert plan([invoice(amount_cents=a) for a in amounts]).amount_cents == sum(amounts)
