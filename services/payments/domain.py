@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
@@ -516,7 +516,3 @@ def stale_creation_cutoff(now: datetime, stale_after: timedelta) -> datetime:
     """Attempts still `created` before this moment never got an idOp (a crash or a lost answer): their
     resident was never sent to PayFiP, so no payment can exist; they fail and release their locks."""
     return now - stale_after
-
-
-def with_state(attempt: Attempt, state: PaymentState) -> Attempt:
-    return replace(attempt, state=state)

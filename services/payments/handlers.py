@@ -35,7 +35,6 @@ from services.payments.payfip import (
     CallRecord,
     CallRecorder,
     ClientDetail,
-    InvalidPayfipField,
     PayfipClient,
     PayfipError,
     PayfipRejected,
@@ -172,6 +171,10 @@ async def _refuse_closed_or_locked(uow: PaymentsUnitOfWork, plan: PaymentPlan) -
 
 
 def _locked(locks: Sequence[InvoiceLock]) -> InvoiceLocked:
+    if not locks:  # the lock that beat us already ended: a rare race, the resident simply retries
+        return InvoiceLocked(
+            "Un paiement de cette facture vient d'être commencé ; réessayez dans un instant."
+        )
     last = max(locks, key=lambda lock: lock.locked_until)
     return InvoiceLocked(
         domain.locked_message(last.number, last.locked_until),
@@ -239,7 +242,7 @@ async def start_payment(cmd: StartPayment, *, ctx: PaymentsContext) -> StartedPa
     )
     try:
         idop = await ctx.payfip.create_payment(request, record=_recorder(ctx, payment_id, None, "start"))
-    except (PayfipError, InvalidPayfipField) as error:
+    except PayfipError as error:  # InvalidPayfipField included: nothing was sent
         await _fail_start(ctx, payment_id, error)
         raise _start_failure(error) from None
 
