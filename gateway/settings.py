@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     trust_forwarded_for: bool = False
     town_cache_seconds: float = Field(default=30.0, ge=0)
     service_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A PayFiP notification is forwarded to payments within this time, then answered 200 regardless.
+    payfip_notification_timeout_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
     shutdown_timeout_seconds: float = Field(default=15.0, gt=0)

@@ -88,7 +88,8 @@ def suite_specs(config: SuiteConfig) -> list[ProcessSpec]:
             "payfip",
             "tools.payfip_simulator",
             config.ports["payfip"],
-            {"PAYFIP_SIM_PORT": str(config.ports["payfip"]), "PAYFIP_SIM_LOG_LEVEL": config.log_level},
+            {"PAYFIP_SIM_PORT": str(config.ports["payfip"]), "PAYFIP_SIM_LOG_LEVEL": config.log_level}
+            | config.extra_env.get("payfip", {}),
             ready_path="/healthz",
         )
     ]

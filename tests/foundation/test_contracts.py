@@ -28,21 +28,6 @@ CONSUMERS: dict[str, list[Subscription]] = {
     "notifier": notifier_subscriptions(EmailRenderer(sender="no-reply@example.org", sender_name="Portail")),
 }
 
-# Events a consumer already handles but whose producer is still to be written, each with the issue that
-# writes it. This list may only shrink: the test fails when an event listed here starts being produced.
-NOT_YET_PRODUCED: dict[str, str] = {
-    "payments.payment_succeeded": "payments issue",
-}
-
-# Events already produced whose consumer is still to be written (each with the issue that writes it).
-# Until then they wait in the producer's outbox (unroutable, retried with backoff, never lost). This list
-# may only shrink: the test fails when one of them gets its consumer.
-NOT_YET_CONSUMED: dict[str, str] = {
-    "invoices.invoice_settled": "payments issue",
-    "invoices.invoice_cancelled": "payments issue",
-    "invoices.payment_declared": "payments issue",
-}
-
 
 def produced_by(service: str) -> set[str]:
     """Event types a service's own code constructs (`events.SomeEvent(`), mapped to their type names."""
@@ -75,19 +60,14 @@ def test_every_sample_is_a_registered_event() -> None:
 
 
 def test_every_binding_a_consumer_declares_has_a_producer() -> None:
-    produced = {event for service in SERVICES for event in produced_by(service)}
-    missing = set()
     for consumer, subscriptions in CONSUMERS.items():
         for subscription in subscriptions:
             event_type = subscription.model.event_type
             producer = event_type.split(".", 1)[0]
             assert producer in SERVICES, f"{consumer} binds {event_type}, whose prefix names no service"
-            assert event_type in produced_by(producer) or event_type in NOT_YET_PRODUCED, (
+            assert event_type in produced_by(producer), (
                 f"{consumer} binds {event_type} but {producer} never produces it"
             )
-            if event_type not in produced:
-                missing.add(event_type)
-    assert missing == set(NOT_YET_PRODUCED), "NOT_YET_PRODUCED must list exactly the events still unproduced"
 
 
 def test_every_produced_event_has_a_consumer_so_nothing_stays_unroutable() -> None:
@@ -95,11 +75,7 @@ def test_every_produced_event_has_a_consumer_so_nothing_stays_unroutable() -> No
     for service in SERVICES:
         for event_type in produced_by(service):
             assert event_type.startswith(service + "."), f"{service} produces {event_type}, named for another"
-            assert event_type in bound or event_type in NOT_YET_CONSUMED, (
-                f"{event_type} is produced but no service consumes it"
-            )
-    for event_type in NOT_YET_CONSUMED:
-        assert event_type not in bound, f"{event_type} has its consumer now: remove it from NOT_YET_CONSUMED"
+            assert event_type in bound, f"{event_type} is produced but no service consumes it"
 
 
 def _imports(path: Path) -> set[str]:

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from shared.plumbing.bus import dead_letter_exchange_name
 from shared.plumbing.db import ensure_database
 from shared.plumbing.web import INTERNAL_TOKEN_HEADER
 from tests.support.infra import Infra
@@ -140,37 +141,73 @@ class Suite:
         return await asyncpg.connect(self.config.database(service))
 
 
-async def start_suite(
+def suite_config(
     infra: Infra,
     *,
     replicas: dict[str, int] | None = None,
+    extra_env: dict[str, dict[str, str]] | None = None,
+    namespace: str | None = None,
     amqp_url: str | None = None,
     services_database_url: str | None = None,
-    extra_env: dict[str, dict[str, str]] | None = None,
-    name: str = "suite",
-) -> Suite:
-    """Start every process on this run's names; `amqp_url` / `services_database_url` let a test put a
-    proxy or a dedicated broker between the services and their infrastructure."""
-    mail = MailStore()
-    smtp = SinkHandler(mail)
-    smtp_port = free_port()
-    smtp_server = await start_smtp(smtp, "127.0.0.1", smtp_port)
+) -> SuiteConfig:
+    """The suite's settings on this run's names. A `namespace` gives a suite databases, an exchange and
+    queues of its own, so that it runs beside the session's shared one (other timers, processes a test
+    kills). `amqp_url` / `services_database_url` let a test put a proxy or a dedicated broker between
+    the services and their infrastructure."""
+    run = infra.run_id if namespace is None else f"{infra.run_id}_{namespace}"
+    queue_prefix = infra.queue_prefix if namespace is None else f"{infra.queue_prefix}.{namespace}"
+    exchange = infra.exchange if namespace is None else f"{infra.run_id}.{namespace}.events"
+    env: dict[str, dict[str, str]] = {name: dict(values) for name, values in FAST_TIMERS.items()}
+    for name, values in (extra_env or {}).items():
+        env[name] = env.get(name, {}) | values
     config = SuiteConfig.with_free_ports(
         database_url=infra.database_url,
         amqp_url=amqp_url or infra.amqp_url,
         services_database_url=services_database_url,
-        db_prefix=infra.run_id,
-        exchange=infra.exchange,
-        queue_prefix=infra.queue_prefix,
-        smtp_port=smtp_port,
+        db_prefix=run,
+        exchange=exchange,
+        queue_prefix=queue_prefix,
+        smtp_port=free_port(),
         internal_token="test-internal-" + secrets.token_hex(8),
         gateway_secret="test-secret-" + secrets.token_hex(16),
         replicas=replicas or {},
-        extra_env={**FAST_TIMERS, **(extra_env or {})},
+        extra_env=env,
     )
+    if namespace is not None:
+        # The session's clean-up drops what a run leaves behind; a namespaced suite's names too.
+        infra.queues.extend(f"{queue_prefix}.{service}" for service in SERVICES)
+        infra.exchanges.extend([exchange, dead_letter_exchange_name(exchange)])
+    return config
+
+
+async def start_suite(
+    infra: Infra,
+    *,
+    replicas: dict[str, int] | None = None,
+    name: str | None = None,
+    extra_env: dict[str, dict[str, str]] | None = None,
+    amqp_url: str | None = None,
+    services_database_url: str | None = None,
+    config: SuiteConfig | None = None,
+) -> Suite:
+    """Start every process; `name` is the namespace of a suite of its own (see `suite_config`)."""
+    config = config or suite_config(
+        infra,
+        replicas=replicas,
+        extra_env=extra_env,
+        namespace=name,
+        amqp_url=amqp_url,
+        services_database_url=services_database_url,
+    )
+    mail = MailStore()
+    smtp = SinkHandler(mail)
+    smtp_server = await start_smtp(smtp, "127.0.0.1", config.smtp_port)
     for service in SERVICES:
         await ensure_database(config.database(service))
-    group = ProcessGroup(ARTIFACTS / "logs" / infra.run_id / name)
+    log_dir = ARTIFACTS / "logs" / infra.run_id
+    if config.db_prefix != infra.run_id:
+        log_dir = log_dir / config.db_prefix.removeprefix(infra.run_id + "_")
+    group = ProcessGroup(log_dir)
     try:
         await group.start(suite_specs(config))
     except Exception:
