@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from shared.plumbing.bus import dead_letter_exchange_name
 from shared.plumbing.db import ensure_database
 from shared.plumbing.web import INTERNAL_TOKEN_HEADER
 from tests.support.infra import Infra
@@ -140,26 +141,47 @@ class Suite:
         return await asyncpg.connect(self.config.database(service))
 
 
-async def start_suite(infra: Infra, *, replicas: dict[str, int] | None = None) -> Suite:
+async def start_suite(
+    infra: Infra,
+    *,
+    replicas: dict[str, int] | None = None,
+    name: str | None = None,
+    extra_env: dict[str, dict[str, str]] | None = None,
+) -> Suite:
+    """Start every process. `name` gives the suite databases, queues and an exchange of its own, so a
+    test can stop and restart its processes without disturbing the session's shared suite."""
     mail = MailStore()
     smtp = SinkHandler(mail)
     smtp_port = free_port()
     smtp_server = await start_smtp(smtp, "127.0.0.1", smtp_port)
+    db_prefix, exchange, queue_prefix = infra.run_id, infra.exchange, infra.queue_prefix
+    if name is not None:
+        db_prefix, exchange, queue_prefix = (
+            f"{infra.run_id}_{name}",
+            f"{infra.run_id}.{name}.events",
+            f"{infra.run_id}.{name}",
+        )
+        infra.queues.extend(f"{queue_prefix}.{service}" for service in SERVICES)
+        infra.exchanges.extend([exchange, dead_letter_exchange_name(exchange)])
+    env = {key: dict(value) for key, value in FAST_TIMERS.items()}
+    for key, value in (extra_env or {}).items():
+        env[key] = env.get(key, {}) | value
     config = SuiteConfig.with_free_ports(
         database_url=infra.database_url,
         amqp_url=infra.amqp_url,
-        db_prefix=infra.run_id,
-        exchange=infra.exchange,
-        queue_prefix=infra.queue_prefix,
+        db_prefix=db_prefix,
+        exchange=exchange,
+        queue_prefix=queue_prefix,
         smtp_port=smtp_port,
         internal_token="test-internal-" + secrets.token_hex(8),
         gateway_secret="test-secret-" + secrets.token_hex(16),
         replicas=replicas or {},
-        extra_env=FAST_TIMERS,
+        extra_env=env,
     )
     for service in SERVICES:
         await ensure_database(config.database(service))
-    group = ProcessGroup(ARTIFACTS / "logs" / infra.run_id)
+    logs = ARTIFACTS / "logs" / infra.run_id
+    group = ProcessGroup(logs / name if name else logs)
     try:
         await group.start(suite_specs(config))
     except Exception:
