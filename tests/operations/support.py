@@ -17,6 +17,18 @@ from shared.plumbing.bus import OutgoingMessage, Publisher
 from tests.support.suite import Suite, TownHandle
 
 
+def small_pools(**more: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Extra environment for a test's own suite: small connection pools, since it runs beside the
+    session's suite on a PostgreSQL whose connections are limited (100 by default), plus `more`."""
+    env = {
+        service: {f"{service.upper()}_DB_POOL_MIN": "1", f"{service.upper()}_DB_POOL_MAX": "3"}
+        for service in ("auth", "invoices", "payments", "notifier")
+    }
+    for name, values in more.items():
+        env[name] = env.get(name, {}) | values
+    return env
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

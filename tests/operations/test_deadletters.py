@@ -16,7 +16,7 @@ import pytest
 
 from shared.contracts import Envelope
 from shared.contracts.events import ActivationRequested, TownConfigured
-from tests.operations.support import count, eventually, publish_events, scrape, total
+from tests.operations.support import count, eventually, publish_events, scrape, small_pools, total
 from tests.support.infra import Infra
 from tests.support.suite import Suite, start_suite, stop_suite
 from tools.processes import ROOT
@@ -26,7 +26,7 @@ from tools.processes import ROOT
 async def own_suite(infra: Infra) -> AsyncIterator[Suite]:
     # Two deliveries before a failing message is dead-lettered, so the test does not wait long.
     limit = {"notifier": {"NOTIFIER_DELIVERY_LIMIT": "2"}, "auth": {"AUTH_DELIVERY_LIMIT": "2"}}
-    suite = await start_suite(infra, name="deadletters", extra_env=limit)
+    suite = await start_suite(infra, name="deadletters", extra_env=small_pools(**limit))
     yield suite
     await stop_suite(suite)
 

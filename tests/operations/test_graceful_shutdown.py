@@ -20,7 +20,14 @@ import pytest
 from aiohttp import web
 
 from shared.contracts.events import DebtorUpserted
-from tests.operations.support import count, eventually, log_events, publish_events, upsert_debtors
+from tests.operations.support import (
+    count,
+    eventually,
+    log_events,
+    publish_events,
+    small_pools,
+    upsert_debtors,
+)
 from tests.support.infra import Infra
 from tests.support.resident import Resident, csrf_of
 from tests.support.suite import Suite, TownHandle, start_suite, stop_suite
@@ -32,12 +39,11 @@ BUDGET_SECONDS = 10.0
 
 @pytest.fixture(scope="module")
 async def own_suite(infra: Infra) -> AsyncIterator[Suite]:
-    budget = {"SHUTDOWN_TIMEOUT_SECONDS": str(BUDGET_SECONDS)}
-    extra = {
-        name: {f"{name.upper()}_{key}": value for key, value in budget.items()}
+    budget = {
+        name: {f"{name.upper()}_SHUTDOWN_TIMEOUT_SECONDS": str(BUDGET_SECONDS)}
         for name in ("auth", "invoices", "payments", "notifier", "gateway")
     }
-    suite = await start_suite(infra, name="shutdown", extra_env=extra)
+    suite = await start_suite(infra, name="shutdown", extra_env=small_pools(**budget))
     yield suite
     await stop_suite(suite)
 

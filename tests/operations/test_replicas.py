@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.operations.support import count, eventually, scrape, total, upsert_debtors
+from tests.operations.support import count, eventually, scrape, small_pools, total, upsert_debtors
 from tests.support.infra import Infra
 from tests.support.resident import Resident
 from tests.support.suite import Suite, start_suite, stop_suite
@@ -21,7 +21,7 @@ REPLICAS = {"notifier": 3, "auth": 2, "gateway": 2}
 
 @pytest.fixture(scope="module")
 async def scaled(infra: Infra) -> AsyncIterator[Suite]:
-    suite = await start_suite(infra, name="replicas", replicas=REPLICAS)
+    suite = await start_suite(infra, name="replicas", replicas=REPLICAS, extra_env=small_pools())
     yield suite
     await stop_suite(suite)
 
