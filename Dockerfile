@@ -17,7 +17,9 @@ COPY services services
 COPY gateway gateway
 COPY tools tools
 
-RUN useradd --system --uid 10001 --home /app portail && chown -R portail /app
+# A fixed uid and gid: the Kubernetes manifests run the pods as 10001:10001 (runAsNonRoot needs a number).
+RUN groupadd --system --gid 10001 portail \
+    && useradd --system --uid 10001 --gid 10001 --home /app portail && chown -R portail:portail /app
 USER portail
 
 EXPOSE 8000 8001 8002 8003 8004

@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 from shared.plumbing.db import ensure_database
+from tools.balancer import Balancer
 from tools.processes import ROOT, ManagedProcess, ProcessGroup, ProcessSpec
 from tools.seed import seed_demo
-from tools.suite import SERVICES, SuiteConfig, suite_specs
+from tools.suite import SERVICES, SuiteConfig, suite_plan
 
 VAR = ROOT / "var"
 
@@ -51,14 +52,18 @@ async def run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    plan = suite_plan(config)
+    balancers = [Balancer(f.name, f.port, f.targets) for f in plan.frontends]
     try:
         await mailsink.start()
         await mailsink.wait_ready()
-        await group.start(suite_specs(config))
+        for balancer in balancers:
+            await balancer.start()
+        await group.start(plan.specs)
         public_url = f"http://demo.localhost:{config.ports['gateway']}"
         seeded = await seed_demo(config.url("invoices"), config.internal_token, public_url)
         (VAR / "demo-office-api-key.txt").write_text(seeded["office_api_key"] + "\n")
-        print_banner(config, group)
+        print_banner(config, group, balancers)
         await stop.wait()
     except Exception as error:
         print(f"\nThe suite could not start: {error}", file=sys.stderr)
@@ -66,11 +71,13 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         print("\nstopping…", flush=True)
         await group.stop()
+        for balancer in balancers:
+            await balancer.stop()
         print("stopped.")
     return 0
 
 
-def print_banner(config: SuiteConfig, group: ProcessGroup) -> None:
+def print_banner(config: SuiteConfig, group: ProcessGroup, balancers: list[Balancer]) -> None:
     gateway = config.ports["gateway"]
     lines = [
         "",
@@ -86,6 +93,10 @@ def print_banner(config: SuiteConfig, group: ProcessGroup) -> None:
         "",
         "  Services: "
         + ", ".join(f"{n} {p.spec.url}" for n, p in group.processes.items() if n != "mailsink"),
+        *(
+            f"  {f.name}: {len(f.targets)} replicas behind {config.url(f.name)} (round robin)"
+            for f in balancers
+        ),
         f"  Logs: {group.log_dir}/<process>.log     Press Ctrl-C to stop everything.",
         "",
     ]

@@ -2,7 +2,9 @@
 
 Every service gets its own database (`<prefix>_<service>`), the same exchange and queue prefix, the
 internal token, and the addresses of what it talks to. Several replicas of a service are several
-processes with the same settings on different ports.
+processes with the same settings on ports of their own, behind a round-robin balancer on the service's
+usual port (tools/balancer.py, the local stand-in for a Kubernetes Service): whoever calls the service
+reaches every replica, and every replica consumes from the service's one queue.
 """
 
 from __future__ import annotations
@@ -81,8 +83,27 @@ def service_env(config: SuiteConfig, service: str, port: int) -> dict[str, str]:
     return {prefix + key: value for key, value in env.items()}
 
 
+@dataclass(frozen=True)
+class Frontend:
+    """A balancer on a service's usual port in front of its replicas' ports."""
+
+    name: str
+    port: int
+    targets: list[int]
+
+
+@dataclass
+class SuitePlan:
+    specs: list[ProcessSpec]
+    frontends: list[Frontend]
+
+
 def suite_specs(config: SuiteConfig) -> list[ProcessSpec]:
-    """The simulator, every service (with its replicas), then the gateway."""
+    return suite_plan(config).specs
+
+
+def suite_plan(config: SuiteConfig) -> SuitePlan:
+    """The simulator, every service (with its replicas), then the gateway; balancers for replicas."""
     specs = [
         ProcessSpec(
             "payfip",
@@ -93,17 +114,25 @@ def suite_specs(config: SuiteConfig) -> list[ProcessSpec]:
             ready_path="/healthz",
         )
     ]
+    frontends = []
+
+    def ports_of(name: str) -> list[int]:
+        count = config.replicas.get(name, 1)
+        if count == 1:
+            return [config.ports[name]]
+        ports = [free_port() for _ in range(count)]
+        frontends.append(Frontend(name, config.ports[name], ports))
+        return ports
+
     for service in SERVICES:
-        for replica in range(config.replicas.get(service, 1)):
+        for replica, port in enumerate(ports_of(service)):
             name = service if replica == 0 else f"{service}-{replica + 1}"
-            port = config.ports[service] if replica == 0 else free_port()
             env = service_env(config, service, port) | config.extra_env.get(
                 name, config.extra_env.get(service, {})
             )
             specs.append(ProcessSpec(name, f"services.{service}", port, env))
-    for replica in range(config.replicas.get("gateway", 1)):
+    for replica, port in enumerate(ports_of("gateway")):
         name = "gateway" if replica == 0 else f"gateway-{replica + 1}"
-        port = config.ports["gateway"] if replica == 0 else free_port()
         gateway_env = {
             "GATEWAY_PORT": str(port),
             "GATEWAY_AUTH_URL": config.url("auth"),
@@ -115,4 +144,4 @@ def suite_specs(config: SuiteConfig) -> list[ProcessSpec]:
             "GATEWAY_LOG_LEVEL": config.log_level,
         } | config.extra_env.get(name, config.extra_env.get("gateway", {}))
         specs.append(ProcessSpec(name, "gateway", port, gateway_env))
-    return specs
+    return SuitePlan(specs, frontends)

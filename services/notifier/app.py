@@ -14,7 +14,7 @@ from services.notifier.rendering import EmailRenderer
 from services.notifier.repository import NotifierUnitOfWork
 from services.notifier.settings import Settings
 from shared.plumbing.metrics import create_metrics
-from shared.plumbing.runtime import METRICS, POOL, consumer_ctx, database_ctx, service_app
+from shared.plumbing.runtime import METRICS, POOL, consumer_ctx, database_ctx, service_app, shutdown_of
 
 SERVICE = "notifier"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -35,8 +35,9 @@ def create_app(settings: Settings) -> web.Application:
         sender = EmailSender(app[POOL], settings, app[METRICS])
         app[SENDER] = sender
         sender.start()
+        shutdown_of(app).on_begin.append(sender.stop_taking)
         yield
-        await sender.stop(timeout=settings.shutdown_timeout_seconds)
+        await sender.stop(timeout=shutdown_of(app).remaining())
 
     app.cleanup_ctx.append(sender_ctx)
     # Listed last so that it stops first: no new e-mails are queued while the last ones go out.

@@ -51,10 +51,14 @@ class EmailSender:
             asyncio.create_task(self._watch_interrupted(), name="email-interrupted"),
         ]
 
-    async def stop(self, timeout: float) -> None:
-        """Let each worker finish the e-mail in hand (so none is left "sending"), then stop."""
+    async def stop_taking(self) -> None:
+        """Take no new e-mail; those queued stay queued for another replica or the next start."""
         self._stopping.set()
         self._wake.set()
+
+    async def stop(self, timeout: float) -> None:
+        """Let each worker finish the e-mail in hand (so none is left "sending"), then stop."""
+        await self.stop_taking()
         _done, pending = await asyncio.wait(self._tasks, timeout=timeout)
         for task in [*pending, *self._helpers]:
             task.cancel()

@@ -330,7 +330,7 @@ def _recorder(
         except Exception as error:  # the log of calls must never stop a payment
             log.warning("payfip_call_not_logged", error=repr(error))
         if ctx.metrics is not None:
-            ctx.metrics.payfip_calls.labels(call.operation, call.outcome, call.code or "").inc()
+            ctx.metrics.observe_call(call.operation, call.outcome, call.error, call.duration_ms)
         log.info(
             "payfip_called",
             operation=call.operation,

@@ -124,14 +124,32 @@ class EventConsumer:
         )
         await dead.bind(dlx, routing_key=self.queue_name)
 
+    async def stop_consuming(self) -> None:
+        """Ask the broker for no more messages; the ones already delivered are still handled and acked.
+
+        Called as soon as the process is told to stop (SIGTERM), so the consumer drains while the HTTP
+        side drains too. Messages the broker sends before it confirms the cancel are still handled.
+        """
+        if self._queue is None or self._consumer_tag is None:
+            return
+        tag, self._consumer_tag = self._consumer_tag, None
+        try:
+            await self._queue.cancel(tag)
+        except Exception as error:  # the broker may already be gone; the close in stop() still runs
+            log.warning("consumer_cancel_failed", queue=self.queue_name, error=repr(error))
+        log.info("consumer_cancelled", queue=self.queue_name, in_flight=self._in_flight)
+
     async def stop(self, timeout: float = 15.0) -> None:
-        """Stop taking messages, let the ones in hand finish (commit and ack), then disconnect."""
-        if self._queue is not None and self._consumer_tag is not None:
-            try:
-                await self._queue.cancel(self._consumer_tag)
-            except Exception as error:  # the broker may already be gone; the close below still runs
-                log.warning("consumer_cancel_failed", queue=self.queue_name, error=repr(error))
-            self._consumer_tag = None
+        """Stop taking messages, let the ones in hand finish (commit and ack), then disconnect.
+
+        A message still being handled when `timeout` runs out is abandoned with the connection: its
+        transaction rolls back, the broker delivers it again, and the inbox makes that harmless.
+        """
+        await self.stop_consuming()
+        # Deliveries that reached us just before the cancel are tasks not yet started: let them start
+        # (and count themselves in flight) before looking at the count.
+        for _ in range(3):
+            await asyncio.sleep(0)
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:

@@ -21,7 +21,9 @@ class Metrics:
     events_consumed: Counter
     events_failed: Counter
     outbox_backlog: Gauge
+    outbox_oldest_age: Gauge
     dead_letter_depth: Gauge
+    ready: Gauge
     # Gauges read from PostgreSQL or RabbitMQ are refreshed when Prometheus scrapes, not on a timer.
     refreshers: list[Refresher] = field(default_factory=list)
 
@@ -64,9 +66,19 @@ def create_metrics(service: str) -> Metrics:
             registry=registry,
         ),
         outbox_backlog=Gauge("portail_outbox_backlog", "Outbox rows not yet published", registry=registry),
+        outbox_oldest_age=Gauge(
+            "portail_outbox_oldest_pending_seconds",
+            "How long the oldest unpublished outbox row has waited (0 when none waits)",
+            registry=registry,
+        ),
         dead_letter_depth=Gauge(
             "portail_dead_letter_depth",
             "Messages waiting in this service's dead-letter queue",
+            registry=registry,
+        ),
+        ready=Gauge(
+            "portail_ready",
+            "1 when the readiness checks pass (what /readyz answers), 0 otherwise",
             registry=registry,
         ),
     )

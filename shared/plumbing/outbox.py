@@ -53,14 +53,14 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        """Publish until cancelled; survives broker and database outages."""
+        """Publish until `stop()` (or cancellation); survives broker and database outages."""
         listener = asyncio.create_task(
             listen_forever(self._listen_dsn, NOTIFY_CHANNEL, self._wake.set), name="outbox-listener"
         )
         failures = 0
         sweeps = 0
         try:
-            while True:
+            while not self._stopping:
                 self._wake.clear()
                 try:
                     published = await self.publish_pending()
@@ -72,7 +72,9 @@ class OutboxRelay:
                     failures += 1
                     pause = min(0.25 * (2**failures), MAX_BACKOFF_SECONDS)
                     log.warning("outbox_relay_failed", error=repr(error), retry_in=pause)
-                    await asyncio.sleep(pause)
+                    # Waiting on the wake event (not a bare sleep) lets stop() cut the pause short.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), pause)
                     continue
                 if published >= self._batch_size:
                     continue  # more is waiting: no pause
@@ -82,6 +84,37 @@ class OutboxRelay:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+
+    async def stop(self, task: asyncio.Task[None], timeout: float) -> None:
+        """Let the batch in hand finish (its confirms and its commit), then publish what is left.
+
+        Called after the requests and messages that were in flight have committed, so their events
+        leave now rather than at the next start. Whatever cannot leave before `timeout` (a broker
+        outage, a huge backlog) stays in the outbox for another replica or the next start: never lost.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        self._stopping = True
+        self._wake.set()
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), max(deadline - loop.time(), 0.1))
+        except TimeoutError:
+            task.cancel()  # a stuck batch: its transaction rolls back, its rows stay pending
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        except Exception as error:
+            log.warning("outbox_relay_ended_with_error", error=repr(error))
+        left = 0
+        try:
+            while (remaining := deadline - loop.time()) > 0:
+                sent = await asyncio.wait_for(self.publish_pending(), remaining)
+                if sent < self._batch_size:
+                    break
+        except Exception as error:
+            log.warning("outbox_final_pass_failed", error=repr(error))
+        with contextlib.suppress(Exception):
+            left = await self.backlog()
+        log.info("outbox_relay_stopped", left_in_outbox=left)
 
     async def publish_pending(self) -> int:
         """Publish one batch of due rows; returns how many were confirmed."""
@@ -151,6 +184,18 @@ class OutboxRelay:
     async def backlog(self) -> int:
         count: int = await self._pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         return count
+
+    async def backlog_and_age(self) -> tuple[int, float]:
+        """Rows waiting, and how long the oldest has waited (seconds; 0 when none waits).
+
+        The age tells a slow relay from a stuck one: a backlog that is large but young is a burst being
+        worked through; an old one means events are not leaving (broker away, unroutable events).
+        """
+        row = await self._pool.fetchrow(
+            "SELECT count(*) AS waiting, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age"
+            " FROM outbox WHERE published_at IS NULL"
+        )
+        return int(row["waiting"]), float(row["age"])
 
 
 def _message_from_row(row: Any) -> OutgoingMessage:

@@ -1,15 +1,26 @@
 """Building blocks of a service's composition root: typed app keys and cleanup contexts.
 
 A service's `create_app(settings)` lists the contexts it needs; aiohttp opens them in order at start-up
-and closes them in reverse order at shutdown, so on SIGTERM the consumer stops taking messages and
-finishes the ones in hand before the pool it writes through is closed.
+and closes them in reverse order at shutdown.
+
+On SIGTERM (or SIGINT), in this order:
+1. aiohttp closes the listening socket: no new connections; idle keep-alive connections are closed.
+2. `on_shutdown`: the shutdown budget (`shutdown_timeout_seconds`) starts, and the consumer asks the
+   broker for no more messages (and the notifier's senders take no new e-mail): from here on the process
+   only finishes what it holds.
+3. aiohttp waits for the requests in flight to be answered (at most the budget).
+4. Cleanup contexts close in reverse order: the consumer waits for the messages in hand to commit and be
+   acknowledged, background workers finish the item in hand, the outbox relay finishes its batch and makes
+   a last pass so that events committed by those requests and messages leave now, then the pool closes.
+Each wait uses what is left of the budget, so a process exits within about `shutdown_timeout_seconds`
+of the signal; Kubernetes' terminationGracePeriodSeconds is set above that (deploy/kubernetes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,6 +58,47 @@ CONSUMER = web.AppKey("consumer", EventConsumer)
 METRICS = web.AppKey("metrics", Metrics)
 
 
+class Shutdown:
+    """When the process was told to stop, what to do at once, and how much of its budget is left."""
+
+    def __init__(self, budget_seconds: float) -> None:
+        self.budget_seconds = budget_seconds
+        self._deadline: float | None = None
+        # Run as soon as the signal arrives: each stops taking new work (never waits for work in hand).
+        self.on_begin: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def begun(self) -> bool:
+        return self._deadline is not None
+
+    async def begin(self) -> None:
+        if self._deadline is not None:
+            return
+        self._deadline = asyncio.get_running_loop().time() + self.budget_seconds
+        log.info("shutdown_started", budget_seconds=self.budget_seconds)
+        for stop_taking in self.on_begin:
+            try:
+                await stop_taking()
+            except Exception as error:  # one failing step must not keep the others from running
+                log.warning("shutdown_step_failed", step=repr(stop_taking), error=repr(error))
+
+    def remaining(self, minimum: float = 1.0) -> float:
+        """Seconds left of the budget, never less than `minimum` (a last short chance for each step)."""
+        if self._deadline is None:  # cleanup without a signal (start-up failed, tests): the whole budget
+            return self.budget_seconds
+        return max(self._deadline - asyncio.get_running_loop().time(), minimum)
+
+
+SHUTDOWN = web.AppKey("shutdown", Shutdown)
+
+
+def shutdown_of(app: web.Application) -> Shutdown:
+    """The app's shutdown budget; apps built without `service_app` get one on first use."""
+    if SHUTDOWN not in app:
+        app[SHUTDOWN] = Shutdown(15.0)
+    return app[SHUTDOWN]
+
+
 def service_app(
     service: str,
     settings: ServiceSettings,
@@ -63,6 +115,12 @@ def service_app(
         )
     app = web.Application(middlewares=middlewares, client_max_size=client_max_size, handler_args=HTTP_LIMITS)
     app[METRICS] = metrics
+    app[SHUTDOWN] = Shutdown(settings.shutdown_timeout_seconds)
+
+    async def begin_shutdown(app: web.Application) -> None:
+        await app[SHUTDOWN].begin()
+
+    app.on_shutdown.append(begin_shutdown)
 
     async def database_ready() -> bool:
         return bool(await app[POOL].fetchval("SELECT true"))
@@ -110,17 +168,15 @@ def outbox_ctx(settings: ServiceSettings, service: str) -> CleanupCtx:
         app[RELAY] = relay
 
         async def refresh_backlog() -> None:
-            app[METRICS].outbox_backlog.set(await relay.backlog())
+            waiting, age = await relay.backlog_and_age()
+            app[METRICS].outbox_backlog.set(waiting)
+            app[METRICS].outbox_oldest_age.set(age)
 
         app[METRICS].refreshers.append(refresh_backlog)
         task = asyncio.create_task(relay.run(), name=f"{service}-outbox-relay")
         yield
-        # Last pass so events committed by the requests and messages that just finished leave now.
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(relay.publish_pending(), 5)
+        # Closed after the requests and the consumer have finished: the events they committed leave now.
+        await relay.stop(task, timeout=shutdown_of(app).remaining(minimum=2.0))
         await publisher.close()
 
     return ctx
@@ -151,8 +207,9 @@ def consumer_ctx(
             app[METRICS].dead_letter_depth.set(await consumer.dead_letter_depth())
 
         app[METRICS].refreshers.append(refresh_dead_letters)
+        shutdown_of(app).on_begin.append(consumer.stop_consuming)
         yield
-        await consumer.stop(timeout=settings.shutdown_timeout_seconds)
+        await consumer.stop(timeout=shutdown_of(app).remaining())
 
     return ctx
 
@@ -218,3 +275,4 @@ def serve(
     settings = settings_class()
     configure_logging(service, level=settings.log_level, json=settings.log_json)
     run_service(lambda: create_app(settings), settings)
+    log.info("process_stopped")

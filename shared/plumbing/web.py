@@ -179,7 +179,7 @@ def add_health_routes(
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": metrics.service})
 
-    async def readyz(_request: web.Request) -> web.Response:
+    async def run_checks() -> tuple[bool, dict[str, str]]:
         results: dict[str, str] = {}
         for name, check in checks.items():
             try:
@@ -188,6 +188,18 @@ def add_health_routes(
             except Exception as error:
                 results[name] = f"unavailable: {type(error).__name__}"
         ready = all(value == "ok" for value in results.values())
+        metrics.ready.set(1 if ready else 0)
+        return ready, results
+
+    async def refresh_readiness() -> None:
+        # Prometheus sees what the orchestrator's readiness probe sees, so an alert can say
+        # "not ready for 5 minutes" without a Kubernetes-specific exporter.
+        await run_checks()
+
+    metrics.refreshers.append(refresh_readiness)
+
+    async def readyz(_request: web.Request) -> web.Response:
+        ready, results = await run_checks()
         return web.json_response(
             {"status": "ready" if ready else "not_ready", "service": metrics.service, "checks": results},
             status=200 if ready else 503,

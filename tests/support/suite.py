@@ -18,10 +18,11 @@ from shared.plumbing.bus import dead_letter_exchange_name
 from shared.plumbing.db import ensure_database
 from shared.plumbing.web import INTERNAL_TOKEN_HEADER
 from tests.support.infra import Infra
+from tools.balancer import Balancer
 from tools.mailsink.smtp import SinkHandler, start_smtp
 from tools.mailsink.store import MailStore, StoredMessage
 from tools.processes import ROOT, ProcessGroup, free_port
-from tools.suite import SERVICES, SuiteConfig, suite_specs
+from tools.suite import SERVICES, SuiteConfig, suite_plan
 
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -55,6 +56,8 @@ class Suite:
     _admin: aiohttp.ClientSession
     smtp_server: asyncio.Server
     towns: list[TownHandle] = field(default_factory=list)
+    # Round-robin balancers in front of services that run several replicas (by service name).
+    balancers: dict[str, Balancer] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
         return self.config.url(name)
@@ -208,18 +211,26 @@ async def start_suite(
     if config.db_prefix != infra.run_id:
         log_dir = log_dir / config.db_prefix.removeprefix(infra.run_id + "_")
     group = ProcessGroup(log_dir)
+    plan = suite_plan(config)
+    balancers = {f.name: Balancer(f.name, f.port, f.targets) for f in plan.frontends}
     try:
-        await group.start(suite_specs(config))
+        for balancer in balancers.values():
+            await balancer.start()
+        await group.start(plan.specs)
     except Exception:
         await group.stop(timeout=5)
+        for balancer in balancers.values():
+            await balancer.stop()
         smtp_server.close()
         raise
-    return Suite(infra, config, group, mail, smtp, aiohttp.ClientSession(), smtp_server)
+    return Suite(infra, config, group, mail, smtp, aiohttp.ClientSession(), smtp_server, balancers=balancers)
 
 
 async def stop_suite(suite: Suite) -> None:
     await suite._admin.close()
     await suite.processes.stop(timeout=20)
+    for balancer in suite.balancers.values():
+        await balancer.stop()
     suite.smtp_server.close()
 
 

@@ -17,8 +17,12 @@ class SinkHandler:
     # Tests make the next N messages fail with this reply (e.g. "451 4.3.0 try again later").
     failures: list[str] = field(default_factory=list)
     received: asyncio.Event = field(default_factory=asyncio.Event)
+    # Tests make the server slow to accept a message, so that a sender is caught in the middle of one.
+    delay_seconds: float = 0.0
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         if self.failures:
             return self.failures.pop(0)
         content: Any = envelope.original_content or envelope.content or b""
