@@ -11,12 +11,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import alerts, login
+from bench import alerts, imports, login, notifications
 from bench.environment import bench_infra, running_suite
 from bench.report import Result, markdown, write
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ("login", "alerts")
+BENCHMARKS = ("login", "alerts", "import", "notifications")
 
 
 async def run(selected: list[str], seconds: float, quick: bool) -> list[Result]:
@@ -29,6 +29,10 @@ async def run(selected: list[str], seconds: float, quick: bool) -> list[Result]:
                 results.append(await login.run(suite, seconds))
             elif name == "alerts":
                 results.append(await alerts.run(suite, 1_000 if quick else 10_000))
+            elif name == "import":
+                results.append(await imports.run(suite))
+            elif name == "notifications":
+                results.append(await notifications.run(suite, 100 if quick else 1000))
             print(markdown(results[-1:], {"started_at": "", "machine": ""}).split("\n")[6], flush=True)
     from tests.conftest import _forget_run
 
