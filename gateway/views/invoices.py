@@ -45,7 +45,7 @@ PDF_CHUNK_BYTES = 64 * 1024
 register_flash(
     "declaration_recorded",
     "success",
-    "Votre déclaration est enregistrée : la facture apparaît comme « paiement déclaré » jusqu'à ce que le "
+    "Votre déclaration est enregistrée : la facture apparaît comme «\u00a0paiement déclaré\u00a0» jusqu'à ce que le "
     "service de facturation la confirme.",
 )
 

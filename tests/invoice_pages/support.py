@@ -66,18 +66,15 @@ class Household:
     def town(self) -> TownHandle:
         return self.resident.town
 
-    async def refresh_ids(self) -> None:
-        self.ids = await invoice_ids_by_number(self.resident.suite, self.town)
-
 
 async def publish(suite: Suite, town: TownHandle, rows: Sequence[Mapping[str, str]]) -> Any:
     """The billing office imports these rows (CSV through the office API)."""
     return await import_file(suite, town, csv_bytes(rows))
 
 
-async def logged_in_resident(suite: Suite, town: TownHandle, email: str) -> Household:
-    """Activate the account of an address the office already imported, log in, and wait until the
-    invoices service has linked the account to its debtors."""
+async def activated_resident(suite: Suite, town: TownHandle, email: str) -> tuple[Resident, uuid.UUID]:
+    """Activate the account of an address the office already imported; wait until the invoices service
+    has linked the account to its debtors. Returns the resident (not logged in) and the account id."""
     await eventually(
         lambda: _fetchval(
             suite,
@@ -100,6 +97,12 @@ async def logged_in_resident(suite: Suite, town: TownHandle, email: str) -> Hous
         ),
         what=f"the invoices service recorded the account of {email}",
     )
+    return resident, account_id
+
+
+async def logged_in_resident(suite: Suite, town: TownHandle, email: str) -> Household:
+    """An activated resident, logged in through the gateway's login form."""
+    resident, account_id = await activated_resident(suite, town, email)
     landing = await resident.log_in()
     assert landing.status == 303, landing.text[:300]
     assert landing.location == "/factures", "after login the resident lands on «Mes factures»"

@@ -14,7 +14,7 @@ from tests.support.resident import csrf_of
 from tests.support.suite import Suite
 
 DECLARED_FLASH = (
-    "Votre déclaration est enregistrée : la facture apparaît comme « paiement déclaré » jusqu'à ce que "
+    "Votre déclaration est enregistrée : la facture apparaît comme «\u00a0paiement déclaré\u00a0» jusqu'à ce que "
     "le service de facturation la confirme."
 )
 
