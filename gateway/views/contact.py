@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway.clients import SERVICES
 from gateway.forms import form_fields
 from gateway.rendering import redirect, register_flash, render
+from gateway.security import MAX_FORM_BYTES
 from gateway.sessions import current_account, login_required
 from shared.contracts.values import format_datetime
 from shared.plumbing.http_client import ServiceError
@@ -77,8 +78,9 @@ async def contact_page(request: web.Request) -> web.StreamResponse:
 async def send_message(request: web.Request) -> web.StreamResponse:
     account = current_account(request)
     assert account is not None
-    # Read a little more than allowed, so that "too long" is said rather than silently cut.
-    fields = await form_fields(request, "subject", "message", max_length=MESSAGE_MAX * 2)
+    # The whole fields (the CSRF check already bounds a form to 64 KiB): "too long" is said with the true
+    # length rather than the text being silently cut.
+    fields = await form_fields(request, "subject", "message", max_length=MAX_FORM_BYTES)
     subject = fields["subject"].strip()
     message = fields["message"].strip().replace("\r\n", "\n")
     errors = contact_errors(subject, message)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from gateway.clients import SERVICES, Town
 from gateway.forms import form_fields
 from gateway.rendering import redirect, register_flash, render
-from gateway.security import TOWN
+from gateway.security import MAX_FORM_BYTES, TOWN
 from gateway.sessions import Account, current_account, login_required
 from shared.contracts.values import PARIS, format_datetime
 from shared.plumbing.http_client import ServiceError, ServiceUnavailable
@@ -419,6 +419,9 @@ async def invoice_pdf(request: web.Request) -> web.StreamResponse:
     length = upstream.headers.get("Content-Length")
     if length and length.isdigit() and "Content-Encoding" not in upstream.headers:
         headers["Content-Length"] = length
+    if request.method == "HEAD":  # the headers only: give the connection back at once
+        upstream.release()
+        return web.Response(content_type="application/pdf", headers=headers)
     # A body that is an async iterator: the response is still returned through the middlewares (security
     # headers), and the bytes flow from the invoices service to the browser without being gathered.
     return web.Response(body=_pass_through(upstream), content_type="application/pdf", headers=headers)
@@ -510,7 +513,8 @@ async def declaration_page(request: web.Request) -> web.StreamResponse:
 @login_required
 async def declare(request: web.Request) -> web.StreamResponse:
     invoice_id = _invoice_id(request)
-    fields = await form_fields(request, *DECLARATION_FIELDS, max_length=COMMENT_MAX * 4)
+    # The whole field (the CSRF check already bounds a form to 64 KiB), so that a length is told truly.
+    fields = await form_fields(request, *DECLARATION_FIELDS, max_length=MAX_FORM_BYTES)
     errors = declaration_errors(fields, paris_today())
     if errors:
         page = await _invoice_page(request, invoice_id)  # a foreign id is a 404 even with a bad form

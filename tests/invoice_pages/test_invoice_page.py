@@ -143,6 +143,11 @@ async def test_the_pdf_downloads_with_a_safe_name_and_is_never_cached(suite: Sui
         assert "default-src 'self'" in headers["Content-Security-Policy"], "the security headers too"
         assert body.startswith(b"%PDF")
         assert body.rstrip().endswith(b"%%EOF")
+        async with household.resident.http.head(
+            f"{town.public_url}/factures/{invoice_id}/pdf", allow_redirects=False
+        ) as head:
+            assert head.status == 200
+            assert head.headers["Content-Disposition"] == headers["Content-Disposition"]
 
         async with (
             browser_session() as stranger,
