@@ -19,7 +19,7 @@ from gateway.sessions import (
     login_required,
     remember_session,
 )
-from shared.plumbing.http_client import ServiceError
+from shared.plumbing.http_client import ServiceError, ServiceUnavailable
 
 routes = web.RouteTableDef()
 
@@ -281,7 +281,7 @@ async def confirm_email_change(request: web.Request) -> web.StreamResponse:
 # --- «Mes informations» ----------------------------------------------------------------------------
 
 
-def _information_page(
+async def _information_page(
     request: web.Request,
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
@@ -290,7 +290,12 @@ def _information_page(
     return render(
         request,
         "account/information.html",
-        {"errors": errors or {}, "values": values or {}, "min_length": request[TOWN].password_min_length},
+        {
+            "errors": errors or {},
+            "values": values or {},
+            "min_length": request[TOWN].password_min_length,
+            "alerts": await _alert_preferences(request),
+        },
         status=status,
     )
 
@@ -298,7 +303,7 @@ def _information_page(
 @routes.get("/mes-informations")
 @login_required
 async def information(request: web.Request) -> web.StreamResponse:
-    return _information_page(request)
+    return await _information_page(request)
 
 
 @routes.post("/mes-informations/mot-de-passe")
@@ -318,9 +323,9 @@ async def change_password(request: web.Request) -> web.StreamResponse:
         )
     except ServiceError as error:
         if error.code == "invalid_credentials" or error.status == 429:
-            return _information_page(request, {"current_password": error.message}, status=422)
+            return await _information_page(request, {"current_password": error.message}, status=422)
         if error.code == "weak_password":
-            return _information_page(request, {"new_password": error.message}, status=422)
+            return await _information_page(request, {"new_password": error.message}, status=422)
         raise
     raise redirect(request, "/mes-informations", flash="password_changed")
 
@@ -339,9 +344,67 @@ async def change_email(request: web.Request) -> web.StreamResponse:
     except ServiceError as error:
         values = {"new_email": fields["new_email"]}
         if error.code == "invalid_credentials" or error.status == 429:
-            return _information_page(request, {"email_password": error.message}, values, status=422)
+            return await _information_page(request, {"email_password": error.message}, values, status=422)
         if error.code in ("invalid_email", "email_unavailable", "invalid_request"):
             message = error.message if error.code != "invalid_request" else "Saisissez une adresse valide."
-            return _information_page(request, {"new_email": message}, values, status=422)
+            return await _information_page(request, {"new_email": message}, values, status=422)
         raise
     raise redirect(request, "/mes-informations", flash="email_change_sent")
+
+
+# --- «Mes informations»: e-mail alerts (R15) ---------------------------------------------------------
+
+register_flash(
+    "alerts_on",
+    "success",
+    "Votre choix est enregistré : vous recevrez un e-mail quand de nouvelles factures seront publiées.",
+)
+register_flash(
+    "alerts_off",
+    "success",
+    "Votre choix est enregistré : vous ne recevrez plus d'e-mail quand de nouvelles factures seront publiées.",
+)
+
+
+async def _alert_preferences(request: web.Request) -> dict[str, Any] | None:
+    """The resident's alert choice and whether the town sends alerts at all; None when the invoices
+    service cannot tell now (the rest of «Mes informations» still works without it)."""
+    account = current_account(request)
+    assert account is not None
+    try:
+        found: dict[str, Any] = await request.app[SERVICES].invoices.get(
+            f"/towns/{_town_id(request)}/accounts/{account.account_id}/preferences"
+        )
+    except ServiceUnavailable:
+        return None
+    except ServiceError as error:
+        if error.status != 404:  # 404: the account is so new that invoices has not recorded it yet
+            raise
+        return None
+    return found
+
+
+@routes.post("/mes-informations/alertes")
+@login_required
+async def change_alerts(request: web.Request) -> web.StreamResponse:
+    account = current_account(request)
+    assert account is not None
+    fields = await form_fields(request, "alerts")
+    wanted = fields["alerts"] == "oui"  # an unticked box sends nothing: alerts off
+    try:
+        await request.app[SERVICES].invoices.request(
+            "PUT",
+            f"/towns/{_town_id(request)}/accounts/{account.account_id}/preferences",
+            json={"alerts_enabled": wanted},
+        )
+    except ServiceError as error:
+        if error.status != 404:
+            raise
+        return await _information_page(
+            request,
+            {
+                "alerts": "Votre choix n'a pas pu être enregistré pour le moment : réessayez dans quelques minutes."
+            },
+            status=503,
+        )
+    raise redirect(request, "/mes-informations", flash="alerts_on" if wanted else "alerts_off")
