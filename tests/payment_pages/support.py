@@ -94,6 +94,7 @@ class Payer:
     resident: Resident
     account_id: uuid.UUID
     invoices: dict[str, uuid.UUID]
+    debtor_reference: str
     simulator: aiohttp.ClientSession = field(default_factory=aiohttp.ClientSession)
 
     @property
@@ -249,7 +250,7 @@ async def payer_in(suite: Suite, town: TownHandle, *, tag: str = "payeur") -> Pa
         await auth.close()
     all_ids = await invoice_ids_by_number(suite, town)
     invoices = {original["number"]: all_ids[row["number"]] for original, row in zip(ROWS, rows, strict=True)}
-    payer = Payer(suite, town, resident, account_id, invoices)
+    payer = Payer(suite, town, resident, account_id, invoices, reference)
 
     async def linked() -> bool:
         status, body = await suite.call(

@@ -126,10 +126,13 @@ async def test_a_refused_card_says_so_and_the_invoice_can_be_paid_again_at_once(
         assert "Régler à nouveau" in words
         assert await marie.locks(ONE) == []
 
-        screen = text_of((await marie.get(f"/reglement/{marie.invoices[ONE]}")).text)
-        assert "Payer sur PayFiP" in screen
-        second = await marie.leave_for_payfip(ONE)
-        assert idop_of(second) != idop_of(payfip_page), "a retry is a new PayFiP operation"
+        path = f"/reglement/{marie.invoices[ONE]}"
+        assert "Payer sur PayFiP" in text_of((await marie.get(path)).text)
+        # An amount slipped into the form changes nothing: PayFiP is asked for what the invoice costs.
+        second = await marie.post_form(path, path, {"montant": "1,00", "amount_cents": "100"})
+        assert second.status == 303
+        assert idop_of(second.location) != idop_of(payfip_page), "a retry is a new PayFiP operation"
+        assert (await marie.operation(idop_of(second.location)))["fields"]["montant"] == "3750"
 
 
 async def test_an_abandon_says_nothing_was_paid_and_until_when_the_invoice_waits(suite: Suite) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from tests.invoices.helpers import csv_bytes, import_file
 from tests.payment_pages.support import ONE, TWO, idop_of, payer, text_of
 from tests.support.suite import Suite
 
@@ -113,3 +114,29 @@ async def test_an_invoice_being_paid_cannot_be_chosen_and_the_page_says_until_wh
         )
         assert "Paiement en cours : à nouveau payable après le" in words
         assert "Nombre de factures : 0" in words, "a locked invoice is never counted"
+
+
+async def test_the_selection_gathers_invoices_from_every_page_of_the_list(suite: Suite) -> None:
+    async with payer(suite) as marie:
+        # The invoices service gives 50 invoices a page: 50 more make the resident's list two pages long.
+        more = [
+            {
+                "number": f"2017-CAN-{n:06d}",
+                "issued_on": "01/02/2017",
+                "due_on": "",
+                "amount": "4,10",
+                "object": "CANTINE SCOLAIRE",
+                "regie": "CENTRALE",
+                "debtor_reference": marie.debtor_reference,
+                "debtor_name": "DUPONT Marie",
+                "debtor_emails": marie.email,
+            }
+            for n in range(50)
+        ]
+        await import_file(suite, marie.town, csv_bytes(more))
+        page = await marie.get("/reglement/selection")
+        assert page.status == 200
+        # 3 + 50 of the central régie, 1 of the periscolar one; the water one is paid one by one.
+        assert page.text.count('name="facture"') == 54
+        assert "2017-CAN-000049" in page.text
+        assert ONE in page.text
