@@ -143,16 +143,22 @@ class PaymentView:
         return pay_again_path([item.invoice_id for item in self.items])
 
 
+_FINAL_OUTCOMES: dict[str, Outcome] = {
+    "paid": "paid",
+    "refused": "refused",
+    "abandoned": "abandoned",
+    "expired": "expired",
+    "mismatch": "mismatch",
+    "failed_to_start": "not_started",
+}
+
+
 def outcome_of(state: str, provisional_result: str | None) -> Outcome:
     """Which of the return page's messages a payment's state calls for. An abandon PayFiP may still turn
     into a payment for a few minutes (`provisional_result` A) is said as such, not as a final abandon."""
-    if state in ("paid", "refused", "abandoned", "expired", "mismatch"):
-        return state  # type: ignore[return-value]  # the literal's own values
-    if state == "failed_to_start":
-        return "not_started"
-    if provisional_result == "A":
-        return "abandoning"
-    return "pending"
+    if state in _FINAL_OUTCOMES:
+        return _FINAL_OUTCOMES[state]
+    return "abandoning" if provisional_result == "A" else "pending"
 
 
 def pay_again_path(invoice_ids: Sequence[str]) -> str:
@@ -172,12 +178,18 @@ def return_path(idop: str) -> str:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a payment cannot start, in the payments service's French words; when the reason is the
-    resident's own payment still in progress, that payment (to check where it stands)."""
+    """Why a payment did not start, in the payments service's French words: a rule refused it (409, 422)
+    or something failed on the way to PayFiP (502, 503). When the reason is the resident's own payment
+    still in progress, that payment (to check where it stands)."""
 
     code: str
     message: str
+    status: int = 409
     own_payment: PaymentView | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status >= 500
 
 
 def duration_fr(hours: float) -> str:
@@ -221,7 +233,8 @@ async def _refusal(request: web.Request, error: ServiceError, invoice_ids: Seque
     own: PaymentView | None = None
     if error.code == "invoice_locked":
         own = await _own_payment_in_progress(request, invoice_ids)
-    return Refusal(error.code, error.message or "Ce paiement ne peut pas commencer.", own)
+    status = error.status if error.status in (409, 422) else 409
+    return Refusal(error.code, error.message or "Ce paiement ne peut pas commencer.", status, own)
 
 
 async def _own_payment_in_progress(request: web.Request, invoice_ids: Sequence[str]) -> PaymentView | None:
@@ -270,7 +283,11 @@ async def _start(request: web.Request, invoice_ids: list[str]) -> str | Refusal:
         # payfip_rejected, payfip_unavailable, invoices_unavailable: the service says what happened and
         # that nothing was paid; a timeout or a refused connection says nothing, so the page does.
         log.warning("payment_start_failed", code=error.code, reason=error.reason, invoices=len(invoice_ids))
-        return Refusal(error.code or "payments_unavailable", error.message or NOT_STARTED_FALLBACK)
+        return Refusal(
+            error.code or "payments_unavailable",
+            error.message or NOT_STARTED_FALLBACK,
+            502 if error.status == 502 else 503,
+        )
     location = str(started["redirect_url"])
     payfip = request.app[SETTINGS].payfip_origin.rstrip("/")
     if not location.startswith(payfip + "/"):
@@ -282,11 +299,11 @@ async def _start(request: web.Request, invoice_ids: list[str]) -> str | Refusal:
 
 
 def _not_started(request: web.Request, refusal: Refusal, retry_path: str) -> web.Response:
-    status = {"payfip_rejected": 502}.get(refusal.code, 409)
-    if refusal.code in ("payfip_unavailable", "invoices_unavailable", "payments_unavailable"):
-        status = 503
     return render(
-        request, "payments/not_started.html", {"refusal": refusal, "retry_path": retry_path}, status=status
+        request,
+        "payments/not_started.html",
+        {"refusal": refusal, "retry_path": retry_path},
+        status=refusal.status,
     )
 
 
@@ -494,9 +511,10 @@ async def pay_selection(request: web.Request) -> web.StreamResponse:
         )
     started = await _start(request, chosen)
     if isinstance(started, Refusal):
-        if started.code in ("payfip_rejected", "payfip_unavailable", "invoices_unavailable"):
+        if started.failed:
             return _not_started(request, started, selection_path(chosen))
-        return await _selection_page(request, chosen, error=started.message, status=409)
+        # A rule refused this choice (two régies, an invoice being paid…): the same page, choice kept.
+        return await _selection_page(request, chosen, error=started.message, status=started.status)
     raise web.HTTPSeeOther(started)
 
 

@@ -30,11 +30,18 @@ class ServiceError(Exception):
 
 class ServiceUnavailable(Exception):
     def __init__(
-        self, service: str, reason: str, *, code: str | None = None, message: str | None = None
+        self,
+        service: str,
+        reason: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        message: str | None = None,
     ) -> None:
         super().__init__(f"{service} unavailable: {reason}")
         self.service = service
         self.reason = reason
+        self.status = status  # None when no answer came (timeout, connection refused)
         self.code = code
         self.message = message
 
@@ -96,6 +103,7 @@ class ServiceClient:
                     raise ServiceUnavailable(
                         self.service,
                         f"HTTP {response.status}",
+                        status=response.status,
                         code=str(error["code"]) if "code" in error else None,
                         message=str(error["message"]) if error.get("message") else None,
                     )

@@ -53,7 +53,8 @@ async def test_a_4xx_is_a_service_error_with_the_callees_code_and_message(client
 async def test_a_5xx_with_an_error_body_keeps_its_code_and_french_message(client: ServiceClient) -> None:
     with pytest.raises(ServiceUnavailable) as failed:
         await client.post("/error/503")
-    assert (failed.value.code, failed.value.message) == ("payfip_unavailable", "PayFiP ne répond pas.")
+    assert (failed.value.status, failed.value.code) == (503, "payfip_unavailable")
+    assert failed.value.message == "PayFiP ne répond pas."
 
 
 async def test_a_5xx_without_an_error_body_says_nothing_more(client: ServiceClient) -> None:
