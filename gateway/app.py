@@ -11,7 +11,7 @@ from gateway.rendering import JINJA, SETTINGS, create_environment, error_middlew
 from gateway.security import csrf_middleware, headers_middleware, town_middleware
 from gateway.sessions import session_middleware
 from gateway.settings import Settings
-from gateway.views import account, contact, invoices, pages, payfip
+from gateway.views import account, contact, invoices, pages, payfip, payments
 from shared.plumbing.metrics import create_metrics
 from shared.plumbing.runtime import HTTP_LIMITS, METRICS
 from shared.plumbing.web import add_health_routes, correlation_middleware, metrics_middleware
@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> web.Application:
         return True
 
     add_health_routes(app, metrics=metrics, checks={"services": services_ready})
-    for module in (pages, account, payfip, invoices, contact):
+    for module in (pages, account, payfip, invoices, contact, payments):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC, append_version=False)
     return app

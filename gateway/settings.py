@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     trust_forwarded_for: bool = False
     town_cache_seconds: float = Field(default=30.0, ge=0)
     service_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Starting a payment and confirming a return wait on PayFiP inside the payments service (its invoices
+    # call, 10 s, plus PayFiP's, 15 s): giving up earlier would leave the resident with an error page
+    # while the attempt it could not see goes on (and locks the invoice).
+    payment_timeout_seconds: float = Field(default=35.0, gt=0)
     # A PayFiP notification is forwarded to payments within this time, then answered 200 regardless.
     payfip_notification_timeout_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"

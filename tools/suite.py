@@ -77,6 +77,7 @@ def service_env(config: SuiteConfig, service: str, port: int) -> dict[str, str]:
     if service == "payments":
         env |= {
             "PAYFIP_URL": config.url("payfip"),
+            "PAYFIP_PAGE_URL": config.url("payfip"),
             "INVOICES_URL": config.url("invoices"),
             "PUBLIC_NOTIFICATION_BASE": config.url("gateway"),
         }

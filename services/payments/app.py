@@ -47,7 +47,10 @@ def clients_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator
             app[api.CONTEXT] = PaymentsContext(
                 pool=app[POOL],
                 payfip=PayfipClient(
-                    session, base_url=settings.payfip_url, timeout_seconds=settings.payfip_timeout_seconds
+                    session,
+                    base_url=settings.payfip_url,
+                    timeout_seconds=settings.payfip_timeout_seconds,
+                    page_url=settings.payfip_page_url,
                 ),
                 invoices=InvoicesClient(
                     ServiceClient(

@@ -511,15 +511,22 @@ class PayfipClient:
     """
 
     def __init__(
-        self, session: aiohttp.ClientSession, *, base_url: str, timeout_seconds: float = 15.0
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        timeout_seconds: float = 15.0,
+        page_url: str | None = None,
     ) -> None:
         self._session = session
         self.base_url = base_url.rstrip("/")
+        # The browser may reach PayFiP (in development: the simulator) under another name than this service.
+        self.page_base_url = (page_url or base_url).rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
 
     def payment_page_url(self, idop: str) -> str:
         """Where the resident's browser goes, in the same window."""
-        return f"{self.base_url}{PAYMENT_PAGE_PATH}?idop={idop}"
+        return f"{self.page_base_url}{PAYMENT_PAGE_PATH}?idop={idop}"
 
     async def create_payment(self, request: PaymentRequest, *, record: CallRecorder | None = None) -> str:
         envelope = build_create_payment(request)

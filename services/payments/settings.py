@@ -24,6 +24,10 @@ class Settings(ServiceSettings):
 
     # PayFiP's web service and payment page (one host for the T, X and W modes).
     payfip_url: str = PRODUCTION_URL
+    # Base of the payment page as the resident's browser reaches it, when it differs from the address this
+    # service calls (docker-compose: the service calls `payfip-simulator:8010`, a browser `localhost:8010`).
+    # None: the same as payfip_url, as with the real PayFiP.
+    payfip_page_url: str | None = None
     payfip_timeout_seconds: float = Field(default=15.0, gt=0)
     # The invoices service, asked for the amounts due at the moment of payment.
     invoices_url: str = "http://127.0.0.1:8002"

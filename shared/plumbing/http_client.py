@@ -1,7 +1,9 @@
 """Calling another service over HTTP: correlation id and internal token on every call, one error shape.
 
 A 4xx answer becomes `ServiceError` carrying the callee's error code; a connection failure, a timeout or a
-5xx becomes `ServiceUnavailable`, which pages turn into a French "service indisponible" message.
+5xx becomes `ServiceUnavailable`, which pages turn into a French "service indisponible" message. A 5xx that
+carries the usual error body keeps its code and French message on the exception: a callee that knows
+why it failed (PayFiP refused, PayFiP unreachable) says it better than a generic page.
 """
 
 from __future__ import annotations
@@ -27,10 +29,31 @@ class ServiceError(Exception):
 
 
 class ServiceUnavailable(Exception):
-    def __init__(self, service: str, reason: str) -> None:
+    def __init__(
+        self,
+        service: str,
+        reason: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
         super().__init__(f"{service} unavailable: {reason}")
         self.service = service
         self.reason = reason
+        self.status = status  # None when no answer came (timeout, connection refused)
+        self.code = code
+        self.message = message
+
+
+async def _error_of(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    """The `{"error": {...}}` object of an answer, or {} when the body is not that shape."""
+    try:
+        body = await response.json(content_type=None)
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
 
 
 class ServiceClient:
@@ -65,15 +88,25 @@ class ServiceClient:
         json: Any = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        timeout_seconds: float | None = None,
     ) -> Any:
-        """Send a JSON request; return the decoded JSON body (None for 204)."""
+        """Send a JSON request; return the decoded JSON body (None for 204). `timeout_seconds` overrides
+        the client's timeout for a call known to take longer (one that waits on PayFiP)."""
         url = self._base_url + path
+        timeout = self._timeout if timeout_seconds is None else aiohttp.ClientTimeout(total=timeout_seconds)
         try:
             async with self._session.request(
-                method, url, json=json, params=params, headers=self._headers(headers), timeout=self._timeout
+                method, url, json=json, params=params, headers=self._headers(headers), timeout=timeout
             ) as response:
                 if response.status >= 500:
-                    raise ServiceUnavailable(self.service, f"HTTP {response.status}")
+                    error = await _error_of(response)
+                    raise ServiceUnavailable(
+                        self.service,
+                        f"HTTP {response.status}",
+                        status=response.status,
+                        code=str(error["code"]) if "code" in error else None,
+                        message=str(error["message"]) if error.get("message") else None,
+                    )
                 if response.status == 204:
                     return None
                 body = await response.json(content_type=None)
@@ -96,8 +129,8 @@ class ServiceClient:
     async def get(self, path: str, *, params: dict[str, str] | None = None) -> Any:
         return await self.request("GET", path, params=params)
 
-    async def post(self, path: str, json: Any = None) -> Any:
-        return await self.request("POST", path, json=json)
+    async def post(self, path: str, json: Any = None, *, timeout_seconds: float | None = None) -> Any:
+        return await self.request("POST", path, json=json, timeout_seconds=timeout_seconds)
 
     async def stream(self, path: str) -> aiohttp.ClientResponse:
         """A raw response for bodies to pass through (PDFs); the caller must release it."""

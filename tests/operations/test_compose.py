@@ -89,6 +89,11 @@ def test_addresses_point_at_services_on_their_ports(compose: dict[str, Any]) -> 
     notifier = _env(compose["notifier"])
     assert notifier["NOTIFIER_SMTP_HOST"] == "mailcatcher"
     assert _env(compose["payments"])["PAYMENTS_PAYFIP_URL"].startswith("http://payfip-simulator:")
+    # The resident's browser cannot resolve payfip-simulator: it goes to the published port, which the
+    # simulator's own links and the gateway's CSP (form-action) name too.
+    page = _env(compose["payments"])["PAYMENTS_PAYFIP_PAGE_URL"]
+    assert page == _env(compose["payfip-simulator"])["PAYFIP_SIM_PUBLIC_URL"] == "http://localhost:8010"
+    assert _env(compose["gateway"])["GATEWAY_PAYFIP_ORIGIN"] == page
     for name in ("auth", "invoices", "payments", "notifier"):
         assert f"@postgres:5432/portail_{name}" in _env(compose[name])[f"{name.upper()}_DATABASE_URL"]
         assert "@rabbitmq:5672" in _env(compose[name])[f"{name.upper()}_AMQP_URL"]

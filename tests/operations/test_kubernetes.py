@@ -385,6 +385,10 @@ def test_development_runs_the_simulator_and_a_mail_catcher_and_points_the_servic
     assert {"payfip-simulator", "mailcatcher"} <= set(of_kind(docs, "Deployment"))
     env = {owner: literal_env(docs, c) for owner, _pod, c in containers(docs)}
     assert env["payments"]["PAYMENTS_PAYFIP_URL"] == "http://payfip-simulator:8010"
+    # The browser is sent where it can go: the simulator's public address, which the portal's CSP allows.
+    browser_side = env["payments"]["PAYMENTS_PAYFIP_PAGE_URL"]
+    assert browser_side == env["payfip-simulator"]["PAYFIP_SIM_PUBLIC_URL"] == "http://payfip.localhost"
+    assert env["gateway"]["GATEWAY_PAYFIP_ORIGIN"] == browser_side
     assert env["notifier"]["NOTIFIER_SMTP_HOST"] == "mailcatcher"
     assert "portail-payfip-notification" not in of_kind(docs, "Ingress")
     assert {

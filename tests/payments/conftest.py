@@ -394,6 +394,7 @@ async def payments_world(infra: Infra) -> AsyncIterator[PaymentsWorld]:
         | {
             "PAYMENTS_INVOICES_URL": invoices.url,
             "PAYMENTS_PAYFIP_URL": proxy.url,
+            "PAYMENTS_PAYFIP_PAGE_URL": proxy.url,
         }
     )
     suite = await start_suite(infra, config=config)

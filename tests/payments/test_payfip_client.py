@@ -215,3 +215,14 @@ async def test_calls_are_reported_to_the_recorder_whatever_their_outcome(client:
         ("creerPaiementSecurise", "ok", None),
         ("recupererDetailPaiementSecurise", "fault", "P5"),
     ]
+
+
+async def test_the_browser_is_sent_to_the_page_address_when_it_differs_from_the_service_address() -> None:
+    async with aiohttp.ClientSession() as session:
+        inside = PayfipClient(session, base_url="http://payfip-simulator:8010")
+        both = PayfipClient(
+            session, base_url="http://payfip-simulator:8010", page_url="http://localhost:8010/"
+        )
+    assert inside.payment_page_url("abc") == "http://payfip-simulator:8010/tpa/paiementws.web?idop=abc"
+    assert both.payment_page_url("abc") == "http://localhost:8010/tpa/paiementws.web?idop=abc"
+    assert both.base_url == "http://payfip-simulator:8010"
