@@ -11,12 +11,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import alerts, imports, login, notifications
+from bench import alerts, imports, login, notifications, page
 from bench.environment import bench_infra, running_suite
 from bench.report import Result, markdown, write
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ("login", "alerts", "import", "notifications")
+BENCHMARKS = ("page", "login", "alerts", "import", "notifications")
 
 
 async def run(selected: list[str], seconds: float, quick: bool) -> list[Result]:
@@ -25,7 +25,9 @@ async def run(selected: list[str], seconds: float, quick: bool) -> list[Result]:
     async with running_suite(infra) as suite:
         for name in selected:
             print(f"running {name}…", flush=True)
-            if name == "login":
+            if name == "page":
+                results.append(await page.run(suite, seconds))
+            elif name == "login":
                 results.append(await login.run(suite, seconds))
             elif name == "alerts":
                 results.append(await alerts.run(suite, 1_000 if quick else 10_000))

@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.clients import clients_ctx
 from gateway.rendering import JINJA, SETTINGS, create_environment, error_middleware
 from gateway.security import csrf_middleware, headers_middleware, town_middleware
-from gateway.sessions import session_middleware
+from gateway.sessions import SESSION_CACHE, SessionCache, session_middleware
 from gateway.settings import Settings
 from gateway.views import account, contact, invoices, pages, payfip, payments
 from shared.plumbing.metrics import create_metrics
@@ -39,6 +39,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = metrics
     app[SETTINGS] = settings
     app[JINJA] = create_environment()
+    app[SESSION_CACHE] = SessionCache(settings.session_cache_seconds)
     app.cleanup_ctx.append(clients_ctx(settings))
 
     async def services_ready() -> bool:

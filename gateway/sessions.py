@@ -10,6 +10,7 @@ host keeps its own):
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,7 +50,40 @@ class CookieChange:
     clear_remember: bool = False
 
 
+class SessionCache:
+    """Sessions resolved by auth in the last seconds, so that a resident's page views do not each cost
+    a call to auth. The price, chosen on purpose and bounded by `ttl`: a session ended elsewhere (on
+    another gateway replica, by a password reset) still opens pages here for at most `ttl` seconds. What
+    this gateway ends itself (logout, password or e-mail change) is forgotten at once."""
+
+    def __init__(self, ttl_seconds: float, max_entries: int = 50_000) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._entries: dict[tuple[uuid.UUID, str], tuple[float, Account]] = {}
+
+    def get(self, town_id: uuid.UUID, session_id: str) -> Account | None:
+        entry = self._entries.get((town_id, session_id))
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            del self._entries[(town_id, session_id)]
+            return None
+        return entry[1]
+
+    def put(self, account: Account) -> None:
+        if self._ttl <= 0:
+            return
+        if len(self._entries) >= self._max:
+            self._entries.clear()  # a burst of distinct sessions: start again rather than grow
+        self._entries[(account.town_id, account.session_id)] = (time.monotonic() + self._ttl, account)
+
+    def forget_account(self, account_id: uuid.UUID) -> None:
+        for key in [k for k, (_, a) in self._entries.items() if a.account_id == account_id]:
+            del self._entries[key]
+
+
 ACCOUNT = web.RequestKey("account", Account)
+SESSION_CACHE = web.AppKey("session_cache", SessionCache)
 COOKIE_CHANGE = web.RequestKey("cookie_change", CookieChange)
 
 
@@ -87,6 +121,14 @@ def remember_session(request: web.Request, session_id: str, remember_token: str 
 def forget_session(request: web.Request) -> None:
     """After a logout: the answer clears both cookies."""
     request[COOKIE_CHANGE] = CookieChange(clear_session=True, clear_remember=True)
+    forget_cached_sessions(request)
+
+
+def forget_cached_sessions(request: web.Request) -> None:
+    """The account's sessions changed on the server (logout, password or e-mail change): ask auth again."""
+    account = current_account(request)
+    if account is not None:
+        request.app[SESSION_CACHE].forget_account(account.account_id)
 
 
 def apply_cookie_change(response: web.StreamResponse, change: CookieChange, settings: Settings) -> None:
@@ -130,9 +172,15 @@ async def _resolve(request: web.Request, town_id: uuid.UUID) -> None:
     session_id = request.cookies.get(SESSION_COOKIE)
     clear_session = False
     if session_id and 10 <= len(session_id) <= 100:
+        cached = request.app[SESSION_CACHE].get(town_id, session_id)
+        if cached is not None:
+            request[ACCOUNT] = cached
+            return
         try:
             data = await auth.post(f"/towns/{town_id}/sessions/resolve", {"session_id": session_id})
-            request[ACCOUNT] = Account(uuid.UUID(data["account_id"]), town_id, data["email"], session_id)
+            account = Account(uuid.UUID(data["account_id"]), town_id, data["email"], session_id)
+            request.app[SESSION_CACHE].put(account)
+            request[ACCOUNT] = account
             return
         except ServiceError as error:
             if error.status != 404:

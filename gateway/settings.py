@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     payfip_origin: str = "https://www.payfip.gouv.fr"
     # Behind a reverse proxy that sets X-Forwarded-For (the production Ingress), use its first address.
     trust_forwarded_for: bool = False
+    # How long a session resolved by auth is trusted without asking again (see sessions.SessionCache);
+    # 0 asks auth on every page.
+    session_cache_seconds: float = Field(default=2.0, ge=0)
     town_cache_seconds: float = Field(default=30.0, ge=0)
     service_timeout_seconds: float = Field(default=10.0, gt=0)
     # Starting a payment and confirming a return wait on PayFiP inside the payments service (its invoices

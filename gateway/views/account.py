@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -13,8 +14,10 @@ from gateway.rendering import SETTINGS, redirect, register_flash, render
 from gateway.security import REFERRER_POLICY, TOWN
 from gateway.sessions import (
     REMEMBER_COOKIE,
+    SESSION_CACHE,
     client_address,
     current_account,
+    forget_cached_sessions,
     forget_session,
     login_required,
     remember_session,
@@ -211,7 +214,7 @@ async def _choose_password(
         return _invalid_link(request, purpose)
     fields = await form_fields(request, "password")
     try:
-        await request.app[SERVICES].auth.post(
+        answer = await request.app[SERVICES].auth.post(
             f"/towns/{_town_id(request)}{auth_path}",
             {"token": request.match_info["token"], "password": fields["password"]},
         )
@@ -223,6 +226,9 @@ async def _choose_password(
         if error.status in (404, 410):
             return _invalid_link(request, purpose)
         raise
+    if purpose == "reset":
+        # Every session of the account ended at auth; this gateway stops trusting its cached ones now.
+        request.app[SESSION_CACHE].forget_account(uuid.UUID(answer["account_id"]))
     raise redirect(request, "/", flash=success_flash)
 
 
@@ -275,6 +281,7 @@ async def confirm_email_change(request: web.Request) -> web.StreamResponse:
         if error.status in (404, 410, 422):
             return _invalid_link(request, "email_change")
         raise
+    forget_cached_sessions(request)
     raise redirect(request, "/mes-informations" if current_account(request) else "/", flash="email_changed")
 
 
@@ -327,6 +334,7 @@ async def change_password(request: web.Request) -> web.StreamResponse:
         if error.code == "weak_password":
             return await _information_page(request, {"new_password": error.message}, status=422)
         raise
+    forget_cached_sessions(request)
     raise redirect(request, "/mes-informations", flash="password_changed")
 
 

@@ -232,19 +232,20 @@ async def post_activation(request: web.Request) -> web.Response:
     "/towns/{town_id}/password-resets",
     summary="Spend a reset link: choose a new password (R5)",
     body=TokenPasswordIn,
-    response=Accepted,
+    response=AccountOut,
     errors=ERRORS,
 )
 async def post_password_reset(request: web.Request) -> web.Response:
     town_id = _uuid(request, "town_id")
     body = await parse_json(request, TokenPasswordIn)
     try:
-        await handlers.reset_password(
+        account = await handlers.reset_password(
             town_id, body.token, body.password, new_uow=_new_uow(request), ctx=_context(request)
         )
     except AuthError as error:
         raise _api_error(error) from None
-    return json_model(Accepted())
+    # The account is named so that the gateway can forget the sessions it had cached for it.
+    return json_model(AccountOut(account_id=account.account_id, email=account.email))
 
 
 @routes.route(
@@ -307,7 +308,8 @@ async def post_session(request: web.Request) -> web.Response:
 async def resolve_session(request: web.Request) -> web.Response:
     town_id = _uuid(request, "town_id")
     body = await parse_json(request, SessionIn)
-    async with _new_uow(request)() as uow:
+    # Every page view asks this: each statement commits on its own, no BEGIN/COMMIT round trips.
+    async with AuthUnitOfWork(request.app[POOL], producer="auth", transactional=False) as uow:
         resolved = await handlers.resolve_session(town_id, body.session_id, uow=uow, ctx=_context(request))
     if resolved is None:
         raise ApiError(404, "session_not_found", "Session inconnue ou terminée.")

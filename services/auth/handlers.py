@@ -223,7 +223,7 @@ async def activate_account(
 
 async def reset_password(
     town_id: uuid.UUID, token: str, password: str, *, new_uow: NewUnitOfWork, ctx: AuthContext
-) -> None:
+) -> Account:
     async with new_uow() as uow:
         town = await _town(uow, town_id)
         email, _ = await peek_link(LinkPurpose.RESET, town_id, token, uow=uow)
@@ -247,6 +247,7 @@ async def reset_password(
             )
         )
     log.info("password_reset", account_id=str(account.account_id), sessions_ended=ended)
+    return account
 
 
 # --- sessions --------------------------------------------------------------------------------------
@@ -353,10 +354,13 @@ async def resolve_session(
     row = await uow.sessions.get(session_hash, town_id)
     if row is None:
         return None
-    if ctx.session_rules.expires_at(row.created_at, row.last_seen_at) <= datetime.now(UTC):
+    now = datetime.now(UTC)
+    if ctx.session_rules.expires_at(row.created_at, row.last_seen_at) <= now:
         await uow.sessions.revoke(session_hash)
         return None
-    await uow.sessions.touch(session_hash)
+    if now - row.last_seen_at > timedelta(minutes=1):
+        # The idle clock needs minutes, not every page view: at most one write a minute per session.
+        await uow.sessions.touch(session_hash)
     return SessionAccount(row.account_id, row.email, row.remembered)
 
 

@@ -188,6 +188,11 @@ def uow(request: web.Request) -> InvoicesUnitOfWork:
     return InvoicesUnitOfWork(request.app[POOL], producer="invoices")
 
 
+def reading(request: web.Request) -> InvoicesUnitOfWork:
+    """For routes that only read (the pages residents open most): no transaction round trips."""
+    return InvoicesUnitOfWork(request.app[POOL], producer="invoices", transactional=False)
+
+
 # Domain errors → HTTP statuses, in one place; anything not listed is a 422 (the data broke a rule).
 _STATUS_OF: dict[type[DomainError], int] = {
     TownNotFound: 404,
@@ -377,7 +382,7 @@ async def invoice_page(request: web.Request, work: InvoicesUnitOfWork, invoice: 
 async def get_resident_invoices(request: web.Request) -> web.Response:
     town_id, account_id = resident_scope(request)
     query = parse_query(request, PageQuery)
-    async with uow(request) as work:
+    async with reading(request) as work:
         totals = await work.invoices.totals_of_account(town_id, account_id)
         page = Page(query.page, INVOICES_PER_PAGE, totals.count)
         invoices = await work.invoices.of_account(town_id, account_id, limit=page.size, offset=page.offset)

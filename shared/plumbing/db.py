@@ -45,9 +45,23 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """What a connection needs before going back to the pool. asyncpg's default also runs
+    `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release (a tenth of the
+    invoices service's time under load): pooled connections here never LISTEN, hold advisory locks,
+    open cursors outside a transaction or change settings, so ending a forgotten transaction is enough."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_reset_connection,
+        command_timeout=60,
     )
     assert pool is not None
     return pool

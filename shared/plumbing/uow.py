@@ -24,9 +24,12 @@ class UnitOfWork:
     # Above this many events COPY beats a multi-row INSERT (large invoice imports).
     _COPY_THRESHOLD = 200
 
-    def __init__(self, pool: asyncpg.Pool, *, producer: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, producer: str, transactional: bool = True) -> None:
+        """`transactional=False` is for reads only (a page's queries): no BEGIN/COMMIT round trips, and
+        publishing is refused since nothing would be atomic with it."""
         self._pool = pool
         self.producer = producer
+        self._transactional = transactional
         self._conn: Connection | None = None
         self._transaction: asyncpg.transaction.Transaction | None = None
 
@@ -39,8 +42,9 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         self._conn = await self._pool.acquire()
         try:
-            self._transaction = self._conn.transaction()
-            await self._transaction.start()
+            if self._transactional:
+                self._transaction = self._conn.transaction()
+                await self._transaction.start()
             self.on_begin(self._conn)
         except BaseException:
             await self._pool.release(self._conn)
@@ -58,9 +62,10 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._conn is not None
-        assert self._transaction is not None
         try:
-            if exc_type is None:
+            if self._transaction is None:
+                pass
+            elif exc_type is None:
                 await self._transaction.commit()
             else:
                 await self._transaction.rollback()
@@ -76,6 +81,8 @@ class UnitOfWork:
     async def publish_many(
         self, payloads: Iterable[EventPayload], *, town_id: uuid.UUID | None = None
     ) -> list[Envelope]:
+        if not self._transactional:
+            raise RuntimeError("events are written in a transaction: this unit of work only reads")
         correlation_id = current_correlation_id()
         envelopes = [
             envelope_for(payload, producer=self.producer, correlation_id=correlation_id, town_id=town_id)
