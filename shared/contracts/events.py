@@ -68,6 +68,10 @@ class DebtorUpserted(EventPayload):
 
 
 class InvoicePublished(EventPayload):
+    """One new invoice. Defined but not published yet: no service needs one event per invoice (alerts use
+    `ResidentInvoicesPublished`), and the bus refuses messages nobody is bound to, so an import of 100 000
+    invoices would leave 100 000 unroutable rows in the outbox. Publish it when a consumer binds it."""
+
     event_type = "invoices.invoice_published"
     event_version = 1
 
