@@ -116,7 +116,7 @@ async def upsert_debtor(debtor: Debtor, *, uow: InvoicesUnitOfWork) -> Debtor:
             return existing  # nothing changed: no event, so re-sending the same data is a no-op
         debtor = replace(debtor, debtor_id=existing.debtor_id)
     await uow.debtors.save(debtor)
-    await uow.debtors.link_accounts(debtor.town_id, [debtor.debtor_id])
+    await uow.debtors.relink_accounts(debtor.town_id, [debtor.debtor_id])
     await uow.publish(
         events.DebtorUpserted(
             town_id=debtor.town_id,
@@ -158,7 +158,8 @@ async def import_invoices(
     await uow.imports.stage(parsed.rows, parsed.debtors, regie_ids)
     changed_debtors = await uow.imports.upsert_debtors(town.town_id)
     # Before the invoices: a new debtor whose e-mail is already an account's alerts that resident now.
-    await uow.debtors.link_accounts(town.town_id, [d.debtor_id for d in changed_debtors])
+    # An address the office took off a debtor stops showing its invoices to the account it linked.
+    await uow.debtors.relink_accounts(town.town_id, [d.debtor_id for d in changed_debtors])
     upserted = await uow.imports.upsert_invoices(town.town_id, import_id)
     await uow.pdfs.forget_generated(upserted.updated_ids)
     pdfs_stored = await uow.imports.store_office_pdfs(town.town_id, dict(parsed.pdfs))

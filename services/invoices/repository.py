@@ -202,15 +202,17 @@ class DebtorRepository:
             [(debtor.debtor_id, e) for e in debtor.emails],
         )
 
-    async def link_accounts(self, town_id: uuid.UUID, debtor_ids: list[uuid.UUID]) -> int:
-        """Debtors imported or changed after a resident activated: link them to the accounts whose
-        e-mail they carry (the resident proved owning that address at activation)."""
+    async def relink_accounts(self, town_id: uuid.UUID, debtor_ids: list[uuid.UUID]) -> tuple[int, int]:
+        """Debtors imported or changed: link them to the accounts whose e-mail they carry (the resident
+        proved owning that address at activation), and unlink the accounts whose address the office took
+        off (neither the address that made the link nor the account's current one is the debtor's any
+        more). Returns (linked, unlinked)."""
         if not debtor_ids:
-            return 0
-        status: str = await self._conn.execute(
+            return 0, 0
+        linked: str = await self._conn.execute(
             """
-            INSERT INTO account_debtors (account_id, debtor_id, town_id)
-            SELECT a.account_id, e.debtor_id, a.town_id
+            INSERT INTO account_debtors (account_id, debtor_id, town_id, linked_email)
+            SELECT a.account_id, e.debtor_id, a.town_id, e.email
             FROM debtor_emails e
             JOIN debtors d ON d.debtor_id = e.debtor_id
             JOIN accounts a ON a.town_id = d.town_id AND a.email = e.email
@@ -220,7 +222,20 @@ class DebtorRepository:
             town_id,
             debtor_ids,
         )
-        return int(status.split()[-1])
+        unlinked: str = await self._conn.execute(
+            """
+            DELETE FROM account_debtors l USING accounts a
+            WHERE l.town_id = $1 AND l.debtor_id = ANY($2::uuid[]) AND l.linked_email IS NOT NULL
+              AND a.account_id = l.account_id
+              AND NOT EXISTS (
+                  SELECT 1 FROM debtor_emails e
+                  WHERE e.debtor_id = l.debtor_id AND e.email IN (l.linked_email, a.email)
+              )
+            """,
+            town_id,
+            debtor_ids,
+        )
+        return int(linked.split()[-1]), int(unlinked.split()[-1])
 
 
 # --- invoices --------------------------------------------------------------------------------------
@@ -811,8 +826,8 @@ class AccountRepository:
     async def link_debtors_with_email(self, town_id: uuid.UUID, account_id: uuid.UUID, email: str) -> int:
         status: str = await self._conn.execute(
             """
-            INSERT INTO account_debtors (account_id, debtor_id, town_id)
-            SELECT $2, d.debtor_id, d.town_id FROM debtors d
+            INSERT INTO account_debtors (account_id, debtor_id, town_id, linked_email)
+            SELECT $2, d.debtor_id, d.town_id, $3 FROM debtors d
             JOIN debtor_emails e ON e.debtor_id = d.debtor_id
             WHERE d.town_id = $1 AND e.email = $3
             ON CONFLICT DO NOTHING

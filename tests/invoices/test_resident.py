@@ -483,6 +483,60 @@ async def test_links_stay_when_the_login_email_changes_and_alerts_follow_the_new
     assert "2026-001-000001" in alert.part("plain")
 
 
+async def test_an_address_the_office_takes_off_a_debtor_no_longer_shows_its_invoices(suite: Suite) -> None:
+    town = await suite.create_town()
+    marie, partner, jean = unique_email("marie"), unique_email("partner"), unique_email("jean")
+    both = [
+        r | {"debtor_emails": f"{marie};{partner}"} if r["debtor_reference"] == "D0001" else r
+        for r in manual_rows(marie, jean)
+    ]
+    await import_file(suite, town, csv_bytes(both))
+    marie_account = await activate_account(suite, town, marie)
+    partner_account = await activate_account(suite, town, partner)
+    invoice = (await invoice_ids_by_number(suite, town))[MANUAL_ROWS[0]["number"]]
+
+    async def visible(account: uuid.UUID) -> tuple[int, int]:
+        _, listed = await resident(suite, town.town_id, account, "GET", "/invoices")
+        status, _ = await resident(suite, town.town_id, account, "GET", f"/invoices/{invoice}")
+        return listed["totals"]["count"], status
+
+    assert await visible(marie_account) == await visible(partner_account) == (4, 200)
+
+    # The office takes the partner's address off the debtor: the partner sees nothing of it any more.
+    answer = await import_file(suite, town, csv_bytes(manual_rows(marie, jean)))
+    assert answer["debtors_changed"] == 1, answer
+    assert await visible(partner_account) == (0, 404)
+    assert await visible(marie_account) == (4, 200)
+
+    # Marie logs in with a new address, which the office then puts on the debtor in place of the old one:
+    # her current address keeps the link although the address that made it is gone.
+    new_email = unique_email("marie.new")
+    await publish_through_service_outbox(
+        suite,
+        "auth",
+        events.EmailChanged(
+            town_id=town.town_id, account_id=marie_account, old_email=marie, new_email=new_email
+        ),
+    )
+    conn = await suite.db("invoices")
+    try:
+
+        async def changed() -> bool:
+            email: str = await conn.fetchval(
+                "SELECT email FROM accounts WHERE account_id = $1", marie_account
+            )
+            return email == new_email
+
+        await eventually(changed, what="the account's e-mail changed")
+    finally:
+        await conn.close()
+    await import_file(suite, town, csv_bytes(manual_rows(new_email, jean)))
+    assert await visible(marie_account) == (4, 200)
+    # Then the office takes that one off too: nothing links her to the debtor any more.
+    await import_file(suite, town, csv_bytes(manual_rows(unique_email("someone.else"), jean)))
+    assert await visible(marie_account) == (0, 404)
+
+
 async def test_an_older_activation_arriving_late_does_not_undo_an_email_change(suite: Suite) -> None:
     town = await suite.create_town()
     account, old, new = uuid.uuid4(), unique_email("old"), unique_email("new")
