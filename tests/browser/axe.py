@@ -56,4 +56,3 @@ async def audit(
         overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 0:
             failures[f"{name} at {width}px scrolls sideways"] = f"by {overflow}px"
-

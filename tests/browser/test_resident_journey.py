@@ -169,7 +169,9 @@ async def test_resident_goes_through_the_manuals_in_chromium(suite: Suite, brows
         # --- Paying two together («Régler plusieurs factures») -------------------------------------------
         await menu.get_by_role("link", name="Mes factures").click()
         await page.get_by_role("link", name="Régler plusieurs factures").click()
-        await expect(page.get_by_role("heading", name="Sélection des factures pour le règlement")).to_be_visible()
+        await expect(
+            page.get_by_role("heading", name="Sélection des factures pour le règlement")
+        ).to_be_visible()
         for number in TWO:
             await page.get_by_role("checkbox", name=re.compile(re.escape(number))).check()
         await expect(page.locator("#nombre-factures")).to_have_text("2")
