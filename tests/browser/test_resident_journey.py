@@ -63,6 +63,18 @@ class Journey:
         self.steps += 1
         await audit(self.page, FOLDER, f"{self.steps:02d}-{name}", self.failures, ours=portal)
 
+    async def pay_by_card_on_payfip(self, name: str, amount: str, payfip: str, portal: str) -> None:
+        """On PayFiP's page (the simulator) for `amount`, «Payer par carte»: back on the portal, which
+        confirms the payment."""
+        await self.page.wait_for_url(payfip + "/tpa/paiementws.web?idop=*")
+        await expect(self.page.locator("body")).to_contain_text(amount)
+        await self.step(f"payfip-{name}", portal=False)
+        await self.page.get_by_role("button", name="Payer par carte").click()
+        await self.page.wait_for_url(re.compile(re.escape(portal) + r"/reglement/retour\?idop="))
+        await expect(self.page.get_by_role("heading", name="Paiement confirmé")).to_be_visible()
+        await expect(self.page.locator("main")).to_contain_text(amount + "\u00a0€")
+        await self.step(f"paiement-{name}-confirme")
+
     def problems(self) -> str:
         lines = [f"{where}: {what}" for where, what in self.failures.items()]
         lines += [f"CSP violation: {text}" for text in self.csp_violations]
@@ -157,14 +169,8 @@ async def test_resident_goes_through_the_manuals_in_chromium(suite: Suite, brows
         await expect(main).to_contain_text("Montant de la facture : 37,50")
         await journey.step("ecran-de-paiement")
         await page.get_by_role("button", name="Payer sur PayFiP").click()
-        await page.wait_for_url(payfip + "/tpa/paiementws.web?idop=*")
-        assert context.pages == [page], "PayFiP opens in the same window"
-        await journey.step("payfip-une-facture", portal=False)
-        await page.get_by_role("button", name="Payer par carte").click()
-        await page.wait_for_url(re.compile(re.escape(town.public_url) + r"/reglement/retour\?idop="))
-        await expect(page.get_by_role("heading", name="Paiement confirmé")).to_be_visible()
-        await expect(main).to_contain_text("37,50\u00a0€")
-        await journey.step("paiement-confirme")
+        await journey.pay_by_card_on_payfip("une-facture", "37,50", payfip, town.public_url)
+        assert context.pages == [page], "PayFiP opened in the same window"
 
         # --- Paying two together («Régler plusieurs factures») -------------------------------------------
         await menu.get_by_role("link", name="Mes factures").click()
@@ -178,14 +184,7 @@ async def test_resident_goes_through_the_manuals_in_chromium(suite: Suite, brows
         await expect(page.locator("#montant-regle")).to_have_text(re.compile(r"^70,40\s€$"))
         await journey.step("selection")
         await page.get_by_role("button", name="Payer les factures sélectionnées").click()
-        await page.wait_for_url(payfip + "/tpa/paiementws.web?idop=*")
-        await expect(page.locator("body")).to_contain_text("70,40")
-        await journey.step("payfip-deux-factures", portal=False)
-        await page.get_by_role("button", name="Payer par carte").click()
-        await page.wait_for_url(re.compile(re.escape(town.public_url) + r"/reglement/retour\?idop="))
-        await expect(page.get_by_role("heading", name="Paiement confirmé")).to_be_visible()
-        await expect(main).to_contain_text("70,40\u00a0€")
-        await journey.step("paiement-groupe-confirme")
+        await journey.pay_by_card_on_payfip("deux-factures", "70,40", payfip, town.public_url)
 
         # --- «Mes règlements» ------------------------------------------------------------------------------
         await menu.get_by_role("link", name="Mes règlements").click()

@@ -8,7 +8,6 @@ listens any more). The resident's session works on both gateways (cookies belong
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import re
 import uuid
@@ -22,9 +21,8 @@ from tests.invoice_pages.reading import links, main_text
 from tests.payment_pages.support import payer
 from tests.support.http import browser_session
 from tests.support.resident import Page, Resident, known_debtor, link_in, new_email
-from tests.support.suite import ARTIFACTS, Suite
-from tools.processes import ProcessGroup, free_port
-from tools.suite import suite_plan
+from tests.support.suite import Suite, extra_gateway
+from tools.processes import free_port
 
 EXPIRED = "Lien expiré ou déjà utilisé"
 # What must never reach a browser: Python's traces and exception names.
@@ -120,26 +118,15 @@ async def broken_payments(suite: Suite) -> AsyncIterator[BrokenPayments]:
     await runner.setup()
     payments_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", payments_port).start()
-    [spec] = [s for s in suite_plan(suite.config).specs if s.name == "gateway"]
-    port = free_port()
-    spec = dataclasses.replace(
-        spec,
-        name="gateway-broken-payments",
-        port=port,
-        ready_path="/healthz",  # its /readyz fails once the stand-in stops, by design
-        env=spec.env
-        | {
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{payments_port}",
-            "GATEWAY_SERVICE_TIMEOUT_SECONDS": "2",
-        },
-    )
-    group = ProcessGroup(ARTIFACTS / "logs" / suite.infra.run_id / "error-pages")
+    env = {
+        "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{payments_port}",
+        "GATEWAY_SERVICE_TIMEOUT_SECONDS": "2",
+    }
     try:
-        await group.start([spec])
-        yield BrokenPayments(port, runner)
+        # Ready as soon as it serves: its /readyz fails once the stand-in stops, by design.
+        async with extra_gateway(suite, "gateway-broken-payments", env, ready_path="/healthz") as port:
+            yield BrokenPayments(port, runner)
     finally:
-        await group.stop(timeout=10)
         await runner.cleanup()
 
 

@@ -11,7 +11,6 @@ one in local development (the suite's)."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -24,9 +23,7 @@ from gateway.settings import Settings
 from tests.payment_pages.support import ONE, Payer, payer
 from tests.support.http import browser_session
 from tests.support.resident import Resident, known_debtor, link_in, new_email
-from tests.support.suite import ARTIFACTS, Suite
-from tools.processes import ProcessGroup, free_port
-from tools.suite import suite_plan
+from tests.support.suite import Suite, extra_gateway
 
 EMAILED_LINKS = ("/compte/activation/", "/compte/nouveau-mot-de-passe/", "/compte/confirmer-adresse/")
 NOT_PAGES = {"/healthz", "/readyz", "/metrics", "/payfip/notification", "/static"}
@@ -236,25 +233,12 @@ class ProductionGateway:
 async def production_gateway(suite: Suite) -> AsyncIterator[ProductionGateway]:
     """A second gateway process beside the suite's, on the same services, with GATEWAY_ENVIRONMENT
     set to production (gateway/settings.py tells production from local development by it)."""
-    [spec] = [s for s in suite_plan(suite.config).specs if s.name == "gateway"]
-    port = free_port()
-    spec = dataclasses.replace(
-        spec,
-        name="gateway-production",
-        port=port,
-        env=spec.env
-        | {
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_ENVIRONMENT": "production",
-            "GATEWAY_SECRET_KEY": "production-like-" + secrets.token_hex(16),
-        },
-    )
-    group = ProcessGroup(ARTIFACTS / "logs" / suite.infra.run_id / "page-headers")
-    try:
-        await group.start([spec])
+    env = {
+        "GATEWAY_ENVIRONMENT": "production",
+        "GATEWAY_SECRET_KEY": "production-like-" + secrets.token_hex(16),
+    }
+    async with extra_gateway(suite, "gateway-production", env) as port:
         yield ProductionGateway(port)
-    finally:
-        await group.stop(timeout=10)
 
 
 async def test_hsts_is_sent_in_production_and_not_in_local_development(
