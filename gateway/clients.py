@@ -37,6 +37,14 @@ class Town:
     password_min_length: int
     regies: tuple[Regie, ...]
 
+    @property
+    def logo_path(self) -> str | None:
+        """The town's logo when the portal serves it itself (a path such as /static/img/…): pages load
+        nothing from another origin (the CSP allows images from the portal only), so a logo elsewhere is
+        not shown and the generic town hall is."""
+        logo = self.logo_url or ""
+        return logo if logo.startswith("/") and not logo.startswith("//") and "\\" not in logo else None
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Town:
         return cls(

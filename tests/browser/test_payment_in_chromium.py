@@ -7,27 +7,14 @@ from __future__ import annotations
 
 import re
 
-from playwright.async_api import Browser, ConsoleMessage, Page, expect
+from playwright.async_api import Browser, ConsoleMessage, expect
 
-from tests.browser.axe import describe, violations
+from tests.browser.axe import audit
 from tests.browser.conftest import screenshot_path
 from tests.payment_pages.support import ONE, TWO, new_town, payer_in
 from tests.support.suite import Suite
 
 TEST = "payments"
-WIDTHS = (360, 1280)
-
-
-async def audit(page: Page, name: str, failures: dict[str, str]) -> None:
-    """Screenshots and axe at each width; the page is left at the desktop width."""
-    for width in WIDTHS:
-        await page.set_viewport_size({"width": width, "height": 900})
-        await page.screenshot(path=screenshot_path(TEST, f"{name}-{width}"), full_page=True)
-        found = await violations(page)
-        if found:
-            failures[f"{name} at {width}px"] = describe(found)
-        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
 
 
 async def test_resident_pays_on_payfip_in_the_same_window_and_selects_invoices_live(
@@ -58,7 +45,7 @@ async def test_resident_pays_on_payfip_in_the_same_window_and_selects_invoices_l
         await expect(page.get_by_role("heading", name="Paiement en ligne", exact=True)).to_be_visible()
         await expect(page.locator("main")).to_contain_text("Identifiant collectivité : 001964")
         await expect(page.locator("main")).to_contain_text("Montant de la facture : 37,50")
-        await audit(page, "01-ecran-de-paiement", failures)
+        await audit(page, TEST, "01-ecran-de-paiement", failures)
         await page.get_by_role("button", name="Payer sur PayFiP").click()
         await page.wait_for_url(suite.url("payfip") + "/tpa/paiementws.web?idop=*")
         assert context.pages == [page], "PayFiP opened in the same window"
@@ -68,16 +55,16 @@ async def test_resident_pays_on_payfip_in_the_same_window_and_selects_invoices_l
         await page.wait_for_url(re.compile(re.escape(town.public_url) + r"/reglement/retour\?idop="))
         await expect(page.get_by_role("heading", name="Paiement confirmé")).to_be_visible()
         await expect(page.locator("main")).to_contain_text("Un reçu vous a été envoyé par e-mail")
-        await audit(page, "03-retour-paye", failures)
+        await audit(page, TEST, "03-retour-paye", failures)
 
         await page.get_by_role("link", name="Mes règlements").first.click()
         await expect(page.get_by_role("table", name="Mes règlements")).to_contain_text("payé")
-        await audit(page, "04-mes-reglements", failures)
+        await audit(page, TEST, "04-mes-reglements", failures)
 
         # The paid invoice's screen says why it cannot be paid any more.
         await page.goto(f"{town.public_url}/reglement/{marie.invoices[ONE]}")
         await expect(page.get_by_role("button", name="Payer sur PayFiP")).to_have_count(0)
-        await audit(page, "05-facture-deja-reglee", failures)
+        await audit(page, TEST, "05-facture-deja-reglee", failures)
 
         # The selection with JavaScript: ticking rows highlights them and updates the totals at once.
         await page.goto(town.public_url + "/reglement/selection")
@@ -91,12 +78,12 @@ async def test_resident_pays_on_payfip_in_the_same_window_and_selects_invoices_l
         await expect(total).to_have_text(re.compile(r"^70,40\s€$"))
         await expect(page.locator("tr.selectionnee")).to_have_count(2)
         await expect(page.locator("#totaux")).to_have_attribute("aria-live", "polite")
-        await audit(page, "06-selection", failures)
+        await audit(page, TEST, "06-selection", failures)
         periscolaire = page.get_by_role("checkbox", name=re.compile("2016-PER-000001"))
         await periscolaire.check()
         await expect(page.locator("#avertissement-regies")).to_be_visible()
         await expect(total).to_have_text(re.compile(r"^85,40\s€$"))
-        await audit(page, "07-selection-deux-regies", failures)
+        await audit(page, TEST, "07-selection-deux-regies", failures)
         await periscolaire.uncheck()
         await expect(page.locator("#avertissement-regies")).to_be_hidden()
 
@@ -106,12 +93,12 @@ async def test_resident_pays_on_payfip_in_the_same_window_and_selects_invoices_l
         idop = page.url.split("idop=")[1]
         await page.goto(f"{town.public_url}/reglement/retour?idop={idop}")
         await expect(page.get_by_role("heading", name="Paiement en cours de vérification")).to_be_visible()
-        await audit(page, "08-retour-en-cours", failures)
+        await audit(page, TEST, "08-retour-en-cours", failures)
 
         # The same invoices again, from a page opened before: refused, with why and until when.
         await page.goto(f"{town.public_url}/reglement/{marie.invoices[TWO[0]]}")
         await expect(page.locator("main")).to_contain_text("est déjà en cours")
-        await audit(page, "09-facture-en-cours-de-paiement", failures)
+        await audit(page, TEST, "09-facture-en-cours-de-paiement", failures)
     finally:
         await context.close()
     assert not failures, "\n".join(f"{k}:\n{v}" for k, v in failures.items())

@@ -8,7 +8,6 @@ both (cookies belong to the host name, not the port)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,10 +17,8 @@ from tests.invoice_pages.reading import links, main_text
 from tests.invoice_pages.support import logged_in_resident, publish
 from tests.invoices.helpers import manual_rows, unique_email
 from tests.support.resident import csrf_of
-from tests.support.suite import ARTIFACTS, Suite
+from tests.support.suite import Suite, extra_gateway
 from tests.support.tcp_proxy import TcpProxy
-from tools.processes import ProcessGroup, free_port
-from tools.suite import suite_plan
 
 PAYMENTS_UNKNOWN = (
     "Payer en ligne : non disponible. Le paiement en ligne ne peut pas être vérifié pour le moment : "
@@ -42,28 +39,16 @@ async def cut_gateway(suite: Suite) -> AsyncIterator[CutGateway]:
     payments = TcpProxy("127.0.0.1", suite.config.ports["payments"])
     await invoices.start()
     await payments.start()
-    [spec] = [s for s in suite_plan(suite.config).specs if s.name == "gateway"]
-    port = free_port()
-    spec = dataclasses.replace(
-        spec,
-        name="gateway-cut",
-        port=port,
-        # Ready as soon as it serves: its /readyz would fail the moment a proxy is cut, by design.
-        ready_path="/healthz",
-        env=spec.env
-        | {
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_INVOICES_URL": f"http://127.0.0.1:{invoices.port}",
-            "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{payments.port}",
-            "GATEWAY_SERVICE_TIMEOUT_SECONDS": "2",
-        },
-    )
-    group = ProcessGroup(ARTIFACTS / "logs" / suite.infra.run_id / "invoice-pages")
+    env = {
+        "GATEWAY_INVOICES_URL": f"http://127.0.0.1:{invoices.port}",
+        "GATEWAY_PAYMENTS_URL": f"http://127.0.0.1:{payments.port}",
+        "GATEWAY_SERVICE_TIMEOUT_SECONDS": "2",
+    }
     try:
-        await group.start([spec])
-        yield CutGateway(port, invoices, payments)
+        # Ready as soon as it serves: its /readyz would fail the moment a proxy is cut, by design.
+        async with extra_gateway(suite, "gateway-cut", env, ready_path="/healthz") as port:
+            yield CutGateway(port, invoices, payments)
     finally:
-        await group.stop(timeout=10)
         await invoices.stop()
         await payments.stop()
 

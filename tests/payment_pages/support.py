@@ -216,10 +216,12 @@ async def new_town(suite: Suite) -> TownHandle:
     return await suite.create_town(regies=REGIES)
 
 
-async def payer_in(suite: Suite, town: TownHandle, *, tag: str = "payeur") -> Payer:
-    """Import ROWS for a new debtor whose address is the resident's, activate the account through the
-    real e-mail link, log in: the account is linked to the debtor, as for a real resident."""
-    email = f"{tag}.{secrets.token_hex(4)}@example.org"
+async def imported_debtor(
+    suite: Suite, town: TownHandle, email: str, *, tag: str = "payeur"
+) -> tuple[str, dict[str, str]]:
+    """The billing office imports ROWS for a new debtor whose address is `email`, and auth has learnt the
+    address (so that it can be activated). Returns the debtor's reference and the imported number of
+    each of ROWS' numbers."""
     reference = "D" + secrets.token_hex(4).upper()
     suffix = secrets.token_hex(2).upper()
     rows = [
@@ -237,20 +239,20 @@ async def payer_in(suite: Suite, town: TownHandle, *, tag: str = "payeur") -> Pa
     ]
     await import_file(suite, town, csv_bytes(rows))
     await known_debtor(suite, town, email, reference)
-    resident = Resident(suite, town, email)
-    await resident.activate()
-    logged_in = await resident.log_in()
-    assert logged_in.status == 303, text_of(logged_in.text)[:300]
+    return reference, {original["number"]: row["number"] for original, row in zip(ROWS, rows, strict=True)}
+
+
+async def linked_account(suite: Suite, town: TownHandle, email: str) -> uuid.UUID:
+    """Once the account of `email` is activated: its id, when the invoices service has linked it to the
+    debtor of ROWS (its «Mes factures» shows them all)."""
     auth = await suite.db("auth")
     try:
-        account_id = await auth.fetchval(
+        account_id: uuid.UUID = await auth.fetchval(
             "SELECT account_id FROM accounts WHERE town_id = $1 AND email = $2", town.town_id, email
         )
     finally:
         await auth.close()
-    all_ids = await invoice_ids_by_number(suite, town)
-    invoices = {original["number"]: all_ids[row["number"]] for original, row in zip(ROWS, rows, strict=True)}
-    payer = Payer(suite, town, resident, account_id, invoices, reference)
+    assert account_id is not None, f"no activated account for {email}"
 
     async def linked() -> bool:
         status, body = await suite.call(
@@ -259,7 +261,22 @@ async def payer_in(suite: Suite, town: TownHandle, *, tag: str = "payeur") -> Pa
         return status == 200 and len(body["invoices"]) == len(ROWS)
 
     await eventually(linked, what="the invoices service linked the account to its debtor")
-    return payer
+    return account_id
+
+
+async def payer_in(suite: Suite, town: TownHandle, *, tag: str = "payeur") -> Payer:
+    """Import ROWS for a new debtor whose address is the resident's, activate the account through the
+    real e-mail link, log in: the account is linked to the debtor, as for a real resident."""
+    email = f"{tag}.{secrets.token_hex(4)}@example.org"
+    reference, numbers = await imported_debtor(suite, town, email, tag=tag)
+    resident = Resident(suite, town, email)
+    await resident.activate()
+    logged_in = await resident.log_in()
+    assert logged_in.status == 303, text_of(logged_in.text)[:300]
+    account_id = await linked_account(suite, town, email)
+    all_ids = await invoice_ids_by_number(suite, town)
+    invoices = {original: all_ids[number] for original, number in numbers.items()}
+    return Payer(suite, town, resident, account_id, invoices, reference)
 
 
 @asynccontextmanager

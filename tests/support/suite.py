@@ -4,9 +4,12 @@ simulator, an in-process SMTP server (aiosmtpd) standing for the mail server, on
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,3 +239,24 @@ async def stop_suite(suite: Suite) -> None:
 
 def log_of(suite: Suite, process: str) -> Path:
     return suite.processes[process].log_path
+
+
+@asynccontextmanager
+async def extra_gateway(
+    suite: Suite, name: str, env: dict[str, str], *, ready_path: str = "/readyz"
+) -> AsyncIterator[int]:
+    """A second gateway process beside the suite's, on the suite's settings changed by `env` (another
+    service address, production…); yields its port. The town hosts are the same, so a resident's cookies
+    work on both (they belong to the host name, not the port). `ready_path="/healthz"` when its /readyz
+    is meant to fail (a service it calls is cut on purpose)."""
+    [spec] = [s for s in suite_plan(suite.config).specs if s.name == "gateway"]
+    port = free_port()
+    spec = dataclasses.replace(
+        spec, name=name, port=port, ready_path=ready_path, env=spec.env | {"GATEWAY_PORT": str(port)} | env
+    )
+    group = ProcessGroup(ARTIFACTS / "logs" / suite.infra.run_id / name)
+    try:
+        await group.start([spec])
+        yield port
+    finally:
+        await group.stop(timeout=10)
