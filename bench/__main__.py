@@ -45,7 +45,12 @@ async def run(selected: list[str], seconds: float, quick: bool) -> list[Result]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", choices=BENCHMARKS, default=list(BENCHMARKS))
-    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each timed load")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="duration of each timed load (page and login run 3 rounds of it per side)",
+    )
     parser.add_argument("--quick", action="store_true", help="smaller volumes, for trying the command out")
     args = parser.parse_args()
     started = datetime.now(UTC)
