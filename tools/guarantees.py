@@ -136,6 +136,40 @@ GUARANTEES: list[tuple[str, list[tuple[str, str]]]] = [
                 "Another resident's invoice and PayFiP operation are not found",
                 "tests/payment_pages/test_isolation.py::test_another_residents_invoice_and_payfip_operation_are_not_found",
             ),
+            (
+                "An address the office takes off a debtor no longer shows its invoices",
+                "tests/invoices/test_resident.py::test_an_address_the_office_takes_off_a_debtor_no_longer_shows_its_invoices",
+            ),
+        ],
+    ),
+    (
+        "Every resident can use the pages",
+        [
+            (
+                "The manuals' journey in Chromium: axe finds nothing at 360 and 1280 px, no foreign origin",
+                "tests/browser/test_resident_journey.py::test_resident_goes_through_the_manuals_in_chromium",
+            ),
+            (
+                "Keyboard alone: skip link first, a visible focus at every key press",
+                "tests/browser/test_keyboard_journey.py::"
+                "test_resident_logs_in_opens_an_invoice_and_reaches_payment_with_the_keyboard_only",
+            ),
+            (
+                "JavaScript off: login, invoices, grouped payment, règlements still work",
+                "tests/browser/test_without_javascript.py::test_the_journey_works_with_javascript_turned_off",
+            ),
+            (
+                "Every field labelled, every error tied to its field",
+                "tests/gateway/test_page_structure.py::test_fields_are_labelled_and_errors_tied_to_their_fields",
+            ),
+            (
+                "Security headers (CSP with nonces, frame-ancestors, nosniff, referrer, no-store) on every page",
+                "tests/gateway/test_page_headers.py::test_every_get_page_has_the_security_headers",
+            ),
+            (
+                "French 500 then 503 with a way back when a service fails, no trace shown",
+                "tests/gateway/test_error_pages.py::test_a_service_answering_garbage_then_not_at_all_gives_french_500_then_503",
+            ),
         ],
     ),
     (
