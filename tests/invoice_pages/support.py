@@ -12,27 +12,10 @@ from typing import Any
 
 from tests.invoices.helpers import csv_bytes, import_file, invoice_ids_by_number, office
 from tests.support.resident import Resident
-from tests.support.suite import Suite, TownHandle
+from tests.support.suite import CENTRAL_REGIE, WATER_REGIE, Suite, TownHandle
 
 # The suite's towns have two régies; these tests also need one closed to online payment.
-CLOSED_WATER_REGIES: list[dict[str, Any]] = [
-    {
-        "code": "CENTRALE",
-        "name": "REGIE CENTRALISEE",
-        "payfip_client_number": "001964",
-        "payfip_mode": "T",
-        "online_payment_enabled": True,
-        "grouped_payment_allowed": True,
-    },
-    {
-        "code": "EAU",
-        "name": "Régie de l'eau",
-        "payfip_client_number": "010203",
-        "payfip_mode": "T",
-        "online_payment_enabled": False,
-        "grouped_payment_allowed": False,
-    },
-]
+CLOSED_WATER_REGIES: list[dict[str, Any]] = [CENTRAL_REGIE, WATER_REGIE | {"online_payment_enabled": False}]
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, what: str = "") -> Any:

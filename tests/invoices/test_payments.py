@@ -23,7 +23,7 @@ from tests.invoices.helpers import (
     unique_email,
 )
 from tests.support.service_outbox import publish_again_through_service_outbox, publish_through_service_outbox
-from tests.support.suite import Suite, TownHandle, log_of
+from tests.support.suite import CENTRAL_REGIE, Suite, TownHandle, log_of
 
 # --- POST /towns/{town_id}/accounts/{account_id}/payable --------------------------------------------------
 
@@ -87,15 +87,7 @@ async def test_payable_answers_the_contract_the_payments_service_codes_against(s
         "payfip_reference": "2015001001078",
         "payfip_year": 2015,
         "object": "FACTURATION",
-        "regie": {
-            "regie_id": regie["regie_id"],
-            "code": "CENTRALE",
-            "name": "REGIE CENTRALISEE",
-            "payfip_client_number": "001964",
-            "payfip_mode": "T",
-            "online_payment_enabled": True,
-            "grouped_payment_allowed": True,
-        },
+        "regie": {"regie_id": regie["regie_id"], **CENTRAL_REGIE},
         "payable": True,
         "reason": None,
     }

@@ -23,26 +23,9 @@ from tests.invoices.helpers import (
     unique_email,
 )
 from tests.support.service_outbox import publish_through_service_outbox
-from tests.support.suite import Suite, TownHandle
+from tests.support.suite import CENTRAL_REGIE, WATER_REGIE, Suite, TownHandle
 
-CLOSED_WATER_REGIE = [
-    {
-        "code": "CENTRALE",
-        "name": "REGIE CENTRALISEE",
-        "payfip_client_number": "001964",
-        "payfip_mode": "T",
-        "online_payment_enabled": True,
-        "grouped_payment_allowed": True,
-    },
-    {
-        "code": "EAU",
-        "name": "Régie de l'eau",
-        "payfip_client_number": "010203",
-        "payfip_mode": "T",
-        "online_payment_enabled": False,
-        "grouped_payment_allowed": False,
-    },
-]
+CLOSED_WATER_REGIE = [CENTRAL_REGIE, WATER_REGIE | {"online_payment_enabled": False}]
 
 
 async def town_with_marie(

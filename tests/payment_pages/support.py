@@ -21,37 +21,16 @@ import aiohttp
 
 from tests.invoices.helpers import csv_bytes, import_file, invoice_ids_by_number
 from tests.support.resident import Page, Resident, csrf_of, known_debtor
-from tests.support.suite import Suite, TownHandle
+from tests.support.suite import CENTRAL_REGIE, WATER_REGIE, Suite, TownHandle
 
 T = TypeVar("T")
 
 # The régies of `suite.create_town()` (CENTRALE allows grouped payment, EAU does not), plus a second
 # régie that allows it too, so that invoices of two régies that each allow it can be chosen together.
 REGIES = [
-    {
-        "code": "CENTRALE",
-        "name": "REGIE CENTRALISEE",
-        "payfip_client_number": "001964",
-        "payfip_mode": "T",
-        "online_payment_enabled": True,
-        "grouped_payment_allowed": True,
-    },
-    {
-        "code": "EAU",
-        "name": "Régie de l'eau",
-        "payfip_client_number": "010203",
-        "payfip_mode": "T",
-        "online_payment_enabled": True,
-        "grouped_payment_allowed": False,
-    },
-    {
-        "code": "PERISCOLAIRE",
-        "name": "Régie périscolaire",
-        "payfip_client_number": "001964",
-        "payfip_mode": "T",
-        "online_payment_enabled": True,
-        "grouped_payment_allowed": True,
-    },
+    CENTRAL_REGIE,
+    WATER_REGIE,
+    CENTRAL_REGIE | {"code": "PERISCOLAIRE", "name": "Régie périscolaire"},
 ]
 
 # The resident's invoices (régie, amount): the manual's payment screen (37,50 €, client 001964) and

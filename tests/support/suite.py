@@ -29,6 +29,25 @@ from tools.suite import SERVICES, SuiteConfig, suite_plan
 
 ARTIFACTS = ROOT / "test-artifacts"
 
+# The régies of every test town (`Suite.create_town`): the manual's central régie, which allows grouped
+# payment, and a water régie, which does not. Tests that need others derive them from these.
+CENTRAL_REGIE: dict[str, Any] = {
+    "code": "CENTRALE",
+    "name": "REGIE CENTRALISEE",
+    "payfip_client_number": "001964",
+    "payfip_mode": "T",
+    "online_payment_enabled": True,
+    "grouped_payment_allowed": True,
+}
+WATER_REGIE: dict[str, Any] = {
+    "code": "EAU",
+    "name": "Régie de l'eau",
+    "payfip_client_number": "010203",
+    "payfip_mode": "T",
+    "online_payment_enabled": True,
+    "grouped_payment_allowed": False,
+}
+
 # Timers shortened so that retries and sweeps happen within a test's patience.
 FAST_TIMERS: dict[str, dict[str, str]] = {
     "notifier": {"NOTIFIER_RETRY_BASE_SECONDS": "0.2", "NOTIFIER_SWEEP_SECONDS": "0.5"},
@@ -102,24 +121,7 @@ class Suite:
             "contact_email": f"factures@{host}",
             "alerts_enabled": True,
             "password_min_length": 8,
-            "regies": [
-                {
-                    "code": "CENTRALE",
-                    "name": "REGIE CENTRALISEE",
-                    "payfip_client_number": "001964",
-                    "payfip_mode": "T",
-                    "online_payment_enabled": True,
-                    "grouped_payment_allowed": True,
-                },
-                {
-                    "code": "EAU",
-                    "name": "Régie de l'eau",
-                    "payfip_client_number": "010203",
-                    "payfip_mode": "T",
-                    "online_payment_enabled": True,
-                    "grouped_payment_allowed": False,
-                },
-            ],
+            "regies": [dict(CENTRAL_REGIE), dict(WATER_REGIE)],
         } | overrides
         _, town = await self.call("PUT", "invoices", f"/admin/towns/{slug}", json=body, expect=200)
         _, key = await self.call(
