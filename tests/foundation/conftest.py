@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,15 +27,6 @@ from tests.support.infra import Infra
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 TOWN = uuid.UUID("00000000-0000-4000-8000-000000000001")
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not true after {timeout}s: {what}")
 
 
 @dataclass

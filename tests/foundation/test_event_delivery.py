@@ -19,8 +19,9 @@ from shared.plumbing.bus import Publisher, dead_letter_queue_name
 from shared.plumbing.inbox import EventConsumer
 from shared.plumbing.outbox import OutboxRelay
 from shared.plumbing.uow import UnitOfWork
-from tests.foundation.conftest import TOWN, Harness, eventually
+from tests.foundation.conftest import TOWN, Harness
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import eventually
 
 
 async def test_events_written_by_the_hundred_go_through_copy_and_each_applies_once(harness: Harness) -> None:

@@ -7,9 +7,9 @@ import uuid
 
 import aiohttp
 
-from tests.foundation.conftest import eventually
 from tests.support.http import browser_session
 from tests.support.suite import Suite, log_of
+from tests.support.waiting import eventually
 
 PROCESSES = ("auth", "invoices", "payments", "notifier", "gateway")
 

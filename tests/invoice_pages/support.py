@@ -3,29 +3,18 @@ activated an account with an address the import gave a debtor, then logged in th
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tests.invoices.helpers import csv_bytes, import_file, invoice_ids_by_number, office
 from tests.support.resident import Resident
 from tests.support.suite import CENTRAL_REGIE, WATER_REGIE, Suite, TownHandle
+from tests.support.waiting import eventually
 
 # The suite's towns have two régies; these tests also need one closed to online payment.
 CLOSED_WATER_REGIES: list[dict[str, Any]] = [CENTRAL_REGIE, WATER_REGIE | {"online_payment_enabled": False}]
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not true after {timeout}s: {what}")
 
 
 async def _fetchval(suite: Suite, service: str, sql: str, *args: Any) -> Any:

@@ -3,10 +3,8 @@ the gateway and the payments service would make them, and residents activated th
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -15,6 +13,7 @@ from services.invoices.import_format import write_csv
 from shared.contracts import events
 from tests.support.service_outbox import publish_through_service_outbox
 from tests.support.suite import Suite, TownHandle
+from tests.support.waiting import eventually
 
 # The invoices of the user manual's table («Mes factures»), for one debtor, plus two of another.
 MANUAL_ROWS: list[dict[str, str]] = [
@@ -93,15 +92,6 @@ def manual_rows(marie: str, jean: str) -> list[dict[str, str]]:
 
 def csv_bytes(rows: Sequence[Mapping[str, str]], *, encoding: str = "utf-8") -> bytes:
     return write_csv(rows).encode(encoding)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not true after {timeout}s: {what}")
 
 
 async def office(

@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 
 from shared.contracts import events
-from tests.invoices.helpers import eventually, resident
+from tests.invoices.helpers import resident
 from tests.support.service_outbox import publish_through_service_outbox
 from tests.support.suite import Suite
+from tests.support.waiting import eventually
 from tools.demo_data import DEMO_INVOICES
 from tools.seed import seed_demo
 

@@ -16,7 +16,6 @@ from tests.invoices.helpers import (
     MANUAL_ROWS,
     activate_account,
     csv_bytes,
-    eventually,
     import_file,
     invoice_ids_by_number,
     manual_rows,
@@ -26,6 +25,7 @@ from tests.invoices.helpers import (
     unique_email,
 )
 from tests.support.suite import Suite, TownHandle
+from tests.support.waiting import eventually
 
 HEADER = ";".join(COLUMNS)
 

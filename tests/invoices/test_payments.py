@@ -14,7 +14,6 @@ from shared.contracts import events
 from tests.invoices.helpers import (
     activate_account,
     csv_bytes,
-    eventually,
     import_file,
     invoice_ids_by_number,
     manual_rows,
@@ -24,6 +23,7 @@ from tests.invoices.helpers import (
 )
 from tests.support.service_outbox import publish_again_through_service_outbox, publish_through_service_outbox
 from tests.support.suite import CENTRAL_REGIE, Suite, TownHandle, log_of
+from tests.support.waiting import eventually
 
 # --- POST /towns/{town_id}/accounts/{account_id}/payable --------------------------------------------------
 

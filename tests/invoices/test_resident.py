@@ -14,7 +14,6 @@ from tests.invoices.helpers import (
     MANUAL_ROWS,
     activate_account,
     csv_bytes,
-    eventually,
     import_file,
     invoice_ids_by_number,
     manual_rows,
@@ -24,6 +23,7 @@ from tests.invoices.helpers import (
 )
 from tests.support.service_outbox import publish_through_service_outbox
 from tests.support.suite import CENTRAL_REGIE, WATER_REGIE, Suite, TownHandle
+from tests.support.waiting import eventually
 
 CLOSED_WATER_REGIE = [CENTRAL_REGIE, WATER_REGIE | {"online_payment_enabled": False}]
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import aio_pika
 
 from shared.contracts import EventPayload, envelope_for, events
-from tests.foundation.conftest import eventually
 from tests.support.suite import Suite, TownHandle
+from tests.support.waiting import eventually
 
 
 async def _publish_twice(suite: Suite, payload: EventPayload) -> uuid.UUID:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.contracts import EventPayload, envelope_for
 from shared.plumbing.bus import OutgoingMessage, Publisher
+from tests.support import waiting
 from tests.support.suite import Suite, TownHandle
 
 
@@ -30,12 +30,8 @@ def small_pools(**more: dict[str, str]) -> dict[str, dict[str, str]]:
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not true after {timeout}s: {what}")
+    """The shared `eventually`, with the longer patience of tests that restart processes."""
+    await waiting.eventually(check, timeout=timeout, what=what)
 
 
 def log_events(path: Path, event: str | None = None) -> list[dict[str, Any]]:

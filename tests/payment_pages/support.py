@@ -5,13 +5,11 @@ processes (`suite`): invoices, payments, auth, notifier, gateway and the simulat
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 import secrets
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,6 +20,7 @@ import aiohttp
 from tests.invoices.helpers import csv_bytes, import_file, invoice_ids_by_number
 from tests.support.resident import Page, Resident, csrf_of, known_debtor
 from tests.support.suite import CENTRAL_REGIE, WATER_REGIE, Suite, TownHandle
+from tests.support.waiting import eventually
 
 T = TypeVar("T")
 
@@ -51,17 +50,6 @@ def text_of(page: str) -> str:
     without_tags = re.sub(r"<script\b.*?</script>|<[^>]+>", " ", page, flags=re.S)
     text = html.unescape(without_tags).replace("\u00a0", " ").replace("\u202f", " ")
     return re.sub(r"\s+", " ", text).strip()
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, what: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not true after {timeout}s: {what} (last: {last!r})")
 
 
 @dataclass

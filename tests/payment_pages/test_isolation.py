@@ -9,9 +9,10 @@ from urllib.parse import unquote
 
 import aiohttp
 
-from tests.payment_pages.support import ONE, eventually, idop_of, new_town, payer, payer_in, text_of
+from tests.payment_pages.support import ONE, idop_of, new_town, payer, payer_in, text_of
 from tests.support.http import browser_session
 from tests.support.suite import Suite
+from tests.support.waiting import eventually
 
 
 async def test_another_residents_invoice_and_payfip_operation_are_not_found(suite: Suite) -> None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.contracts.values import format_datetime
-from tests.payment_pages.support import ONE, count, eventually, idop_of, payer, text_of
+from tests.payment_pages.support import ONE, count, idop_of, payer, text_of
 from tests.support.suite import Suite
+from tests.support.waiting import eventually
 
 
 async def test_resident_pays_one_invoice_on_payfip_and_the_portal_confirms_it_once(suite: Suite) -> None:

@@ -11,11 +11,9 @@ pass-through proxy in front of the simulator.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from shared.plumbing.bus import OutgoingMessage, Publisher
 from shared.plumbing.web import INTERNAL_TOKEN_HEADER
 from tests.support.infra import Infra
 from tests.support.suite import Suite, TownHandle, start_suite, stop_suite, suite_config
+from tests.support.waiting import eventually
 from tools.processes import free_port
 
 # Time windows of the payments world (seconds): short enough for tests, in the protocol's proportions.
@@ -63,18 +62,6 @@ SMALL_POOLS = {
     for service in ("auth", "invoices", "notifier")
 }
 SIMULATOR_ENV = {"PAYFIP_SIM_FAULT_TIMEOUT_SECONDS": "4", "PAYFIP_SIM_NOTIFICATION_TIMEOUT_SECONDS": "5"}
-
-
-async def eventually(check: Any, *, timeout: float = 15.0, what: str = "") -> Any:
-    """Poll an async check until it returns something truthy; return it."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not true after {timeout}s: {what} (last: {last!r})")
 
 
 # --- a stand-in for the invoices service's payable endpoint ----------------------------------------

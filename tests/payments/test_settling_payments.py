@@ -14,8 +14,9 @@ import pytest
 
 from shared.contracts import events
 from shared.contracts.values import PARIS
-from tests.payments.conftest import FIRST_POLL, GIVE_UP, OPERATION_WINDOW, PaymentsWorld, eventually
+from tests.payments.conftest import FIRST_POLL, GIVE_UP, OPERATION_WINDOW, PaymentsWorld
 from tests.support.suite import TownHandle
+from tests.support.waiting import eventually
 
 
 async def start_one(

@@ -10,7 +10,8 @@ from datetime import datetime
 import pytest
 
 from shared.contracts import events
-from tests.payments.conftest import LOCK, PaymentsWorld, eventually
+from tests.payments.conftest import LOCK, PaymentsWorld
+from tests.support.waiting import eventually
 
 
 async def test_a_started_payment_is_stored_locked_and_sent_to_payfip_with_the_amount_due_now(
