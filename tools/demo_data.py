@@ -7,6 +7,24 @@ from typing import Any
 DEMO_SLUG = "demo"
 DEMO_HOST = "demo.localhost"
 
+# The manual's régies: the central one, open to grouped payment, and the water régie, which is not.
+CENTRAL_REGIE: dict[str, Any] = {
+    "code": "CENTRALE",
+    "name": "REGIE CENTRALISEE",
+    "payfip_client_number": "001964",
+    "payfip_mode": "T",
+    "online_payment_enabled": True,
+    "grouped_payment_allowed": True,
+}
+WATER_REGIE: dict[str, Any] = {
+    "code": "EAU",
+    "name": "Régie de l'eau",
+    "payfip_client_number": "010203",
+    "payfip_mode": "T",
+    "online_payment_enabled": True,
+    "grouped_payment_allowed": False,
+}
+
 
 def demo_town(public_url: str) -> dict[str, Any]:
     return {
@@ -17,24 +35,7 @@ def demo_town(public_url: str) -> dict[str, Any]:
         "logo_url": None,
         "alerts_enabled": True,
         "password_min_length": 8,
-        "regies": [
-            {
-                "code": "CENTRALE",
-                "name": "REGIE CENTRALISEE",
-                "payfip_client_number": "001964",
-                "payfip_mode": "T",
-                "online_payment_enabled": True,
-                "grouped_payment_allowed": True,
-            },
-            {
-                "code": "EAU",
-                "name": "Régie de l'eau",
-                "payfip_client_number": "010203",
-                "payfip_mode": "T",
-                "online_payment_enabled": True,
-                "grouped_payment_allowed": False,
-            },
-        ],
+        "regies": [dict(CENTRAL_REGIE), dict(WATER_REGIE)],
     }
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from tests.invoices.helpers import csv_bytes, import_file, invoice_ids_by_number, office
 from tests.support.resident import Resident
-from tests.support.suite import CENTRAL_REGIE, WATER_REGIE, Suite, TownHandle
+from tests.support.suite import Suite, TownHandle
 from tests.support.waiting import eventually
+from tools.demo_data import CENTRAL_REGIE, WATER_REGIE
 
 # The suite's towns have two régies; these tests also need one closed to online payment.
 CLOSED_WATER_REGIES: list[dict[str, Any]] = [CENTRAL_REGIE, WATER_REGIE | {"online_payment_enabled": False}]

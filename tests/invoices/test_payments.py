@@ -22,8 +22,9 @@ from tests.invoices.helpers import (
     unique_email,
 )
 from tests.support.service_outbox import publish_again_through_service_outbox, publish_through_service_outbox
-from tests.support.suite import CENTRAL_REGIE, Suite, TownHandle, log_of
+from tests.support.suite import Suite, TownHandle, log_of
 from tests.support.waiting import eventually
+from tools.demo_data import CENTRAL_REGIE
 
 # --- POST /towns/{town_id}/accounts/{account_id}/payable --------------------------------------------------
 

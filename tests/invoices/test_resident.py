@@ -22,8 +22,9 @@ from tests.invoices.helpers import (
     unique_email,
 )
 from tests.support.service_outbox import publish_through_service_outbox
-from tests.support.suite import CENTRAL_REGIE, WATER_REGIE, Suite, TownHandle
+from tests.support.suite import Suite, TownHandle
 from tests.support.waiting import eventually
+from tools.demo_data import CENTRAL_REGIE, WATER_REGIE
 
 CLOSED_WATER_REGIE = [CENTRAL_REGIE, WATER_REGIE | {"online_payment_enabled": False}]
 

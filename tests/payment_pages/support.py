@@ -19,8 +19,9 @@ import aiohttp
 
 from tests.invoices.helpers import csv_bytes, import_file, invoice_ids_by_number
 from tests.support.resident import Page, Resident, csrf_of, known_debtor
-from tests.support.suite import CENTRAL_REGIE, WATER_REGIE, Suite, TownHandle
+from tests.support.suite import Suite, TownHandle
 from tests.support.waiting import eventually
+from tools.demo_data import CENTRAL_REGIE, WATER_REGIE
 
 T = TypeVar("T")
 

@@ -22,31 +22,13 @@ from shared.plumbing.db import ensure_database
 from shared.plumbing.web import INTERNAL_TOKEN_HEADER
 from tests.support.infra import Infra
 from tools.balancer import Balancer
+from tools.demo_data import CENTRAL_REGIE, WATER_REGIE
 from tools.mailsink.smtp import SinkHandler, start_smtp
 from tools.mailsink.store import MailStore, StoredMessage
 from tools.processes import ROOT, ProcessGroup, free_port
 from tools.suite import SERVICES, SuiteConfig, suite_plan
 
 ARTIFACTS = ROOT / "test-artifacts"
-
-# The régies of every test town (`Suite.create_town`): the manual's central régie, which allows grouped
-# payment, and a water régie, which does not. Tests that need others derive them from these.
-CENTRAL_REGIE: dict[str, Any] = {
-    "code": "CENTRALE",
-    "name": "REGIE CENTRALISEE",
-    "payfip_client_number": "001964",
-    "payfip_mode": "T",
-    "online_payment_enabled": True,
-    "grouped_payment_allowed": True,
-}
-WATER_REGIE: dict[str, Any] = {
-    "code": "EAU",
-    "name": "Régie de l'eau",
-    "payfip_client_number": "010203",
-    "payfip_mode": "T",
-    "online_payment_enabled": True,
-    "grouped_payment_allowed": False,
-}
 
 # Timers shortened so that retries and sweeps happen within a test's patience.
 FAST_TIMERS: dict[str, dict[str, str]] = {
@@ -121,6 +103,7 @@ class Suite:
             "contact_email": f"factures@{host}",
             "alerts_enabled": True,
             "password_min_length": 8,
+            # The demo town's régies: the manual's central one (grouped payment allowed) and water.
             "regies": [dict(CENTRAL_REGIE), dict(WATER_REGIE)],
         } | overrides
         _, town = await self.call("PUT", "invoices", f"/admin/towns/{slug}", json=body, expect=200)
