@@ -17,7 +17,7 @@ import aiohttp
 import asyncpg
 
 from bench.report import Result
-from tests.invoices.helpers import activate_account, csv_bytes, import_file
+from tests.invoices.helpers import activate_account, csv_bytes, debtor_rows, import_file
 from tests.support.suite import Suite
 
 CONCURRENCY = 16
@@ -28,20 +28,7 @@ RESULTS_PER_SECOND = 40.0
 async def run(suite: Suite, count: int = 1000) -> Result:
     town = await suite.create_town()
     email = f"payeur.{uuid.uuid4().hex[:8]}@example.org"
-    rows = [
-        {
-            "number": f"2026-NOTIF-{n:05d}",
-            "issued_on": "02/11/2026",
-            "due_on": "30/11/2026",
-            "amount": f"{10 + n % 50},{n % 100:02d}",
-            "object": "CANTINE NOVEMBRE 2026",
-            "regie": "CENTRALE",
-            "debtor_reference": "DBENCH",
-            "debtor_name": "PAYEUR Banc",
-            "debtor_emails": email,
-        }
-        for n in range(count)
-    ]
+    rows = debtor_rows(email, count, prefix="NOTIF", reference="DBENCH")
     await import_file(suite, town, csv_bytes(rows))
     account = await activate_account(suite, town, email)
     conn = await asyncpg.connect(suite.config.database("invoices"))

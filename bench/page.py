@@ -15,7 +15,7 @@ import aiohttp
 
 from bench.report import Result
 from bench.rounds import ROUNDS, alternate
-from tests.invoices.helpers import csv_bytes, import_file
+from tests.invoices.helpers import csv_bytes, debtor_rows, import_file
 from tests.support.resident import Resident, known_debtor, new_email
 from tests.support.suite import Suite
 from tools.processes import free_port
@@ -50,20 +50,7 @@ async def wrk(url: str, seconds: float, headers: dict[str, str]) -> dict[str, fl
 async def run(suite: Suite, seconds: float) -> Result:
     town = await suite.create_town()
     resident = Resident(suite, town, new_email("page"))
-    rows = [
-        {
-            "number": f"2026-PAGE-{n:03d}",
-            "issued_on": f"{1 + n % 28:02d}/{1 + n % 12:02d}/2026",
-            "due_on": "31/12/2026",
-            "amount": f"{10 + n},50",
-            "object": "CANTINE SCOLAIRE",
-            "regie": "CENTRALE",
-            "debtor_reference": "DPAGE",
-            "debtor_name": "PAGE Banc",
-            "debtor_emails": resident.email,
-        }
-        for n in range(20)
-    ]
+    rows = debtor_rows(resident.email, 20, prefix="PAGE", reference="DPAGE", name="PAGE Banc")
     await import_file(suite, town, csv_bytes(rows))
     await known_debtor(suite, town, resident.email, reference="DPAGE")
     await resident.activate()

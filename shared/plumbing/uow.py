@@ -63,12 +63,11 @@ class UnitOfWork:
     ) -> None:
         assert self._conn is not None
         try:
-            if self._transaction is None:
-                pass
-            elif exc_type is None:
-                await self._transaction.commit()
-            else:
-                await self._transaction.rollback()
+            if self._transaction is not None:  # None: a read-only unit of work, nothing to end
+                if exc_type is None:
+                    await self._transaction.commit()
+                else:
+                    await self._transaction.rollback()
         finally:
             await self._pool.release(self._conn)
             self._conn = None

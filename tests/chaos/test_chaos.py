@@ -28,7 +28,7 @@ import pytest
 from services.notifier.settings import Settings as NotifierSettings
 from tests.chaos.broker import DedicatedRabbitMQ
 from tests.chaos.checker import count_events, queues_without_consumers
-from tests.invoices.helpers import activate_account, csv_bytes, import_file, office
+from tests.invoices.helpers import activate_account, csv_bytes, debtor_rows, import_file, office
 from tests.operations.support import small_pools
 from tests.support.http import browser_session
 from tests.support.infra import Infra
@@ -252,20 +252,7 @@ async def test_nothing_is_lost_or_applied_twice_through_broker_process_and_datab
     try:
         town = await suite.create_town()
         payer_email = f"payeur.{secrets.token_hex(4)}@example.org"
-        invoice_rows = [
-            {
-                "number": f"2026-PAY-{n:04d}",
-                "issued_on": "02/11/2026",
-                "due_on": "30/11/2026",
-                "amount": f"{20 + n % 30},{n % 100:02d}",
-                "object": "CANTINE",
-                "regie": "CENTRALE",
-                "debtor_reference": "DPAYEUR",
-                "debtor_name": "PAYEUR",
-                "debtor_emails": payer_email,
-            }
-            for n in range(400)
-        ]
+        invoice_rows = debtor_rows(payer_email, 400, prefix="PAY", reference="DPAYEUR")
         await import_file(suite, town, csv_bytes(invoice_rows))
         account = await activate_account(suite, town, payer_email)
         invoice_ids = [str(i) for i in (await _invoice_ids(suite, town)).values()]

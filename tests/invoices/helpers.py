@@ -90,6 +90,28 @@ def manual_rows(marie: str, jean: str) -> list[dict[str, str]]:
     return [row | {"debtor_emails": emails[row["debtor_reference"]]} for row in MANUAL_ROWS]
 
 
+def debtor_rows(
+    email: str, count: int, *, prefix: str, reference: str, name: str = "PAYEUR Banc"
+) -> list[dict[str, str]]:
+    """`count` invoices of the central régie for one debtor whose address is `email`, numbered
+    `2026-{prefix}-00000`…, dated over the year (so that their order is the page's) and each payable
+    online (1 € or more)."""
+    return [
+        {
+            "number": f"2026-{prefix}-{n:05d}",
+            "issued_on": f"{1 + n % 28:02d}/{1 + n % 12:02d}/2026",
+            "due_on": "31/12/2026",
+            "amount": f"{10 + n % 50},{n % 100:02d}",
+            "object": "CANTINE SCOLAIRE",
+            "regie": "CENTRALE",
+            "debtor_reference": reference,
+            "debtor_name": name,
+            "debtor_emails": email,
+        }
+        for n in range(count)
+    ]
+
+
 def csv_bytes(rows: Sequence[Mapping[str, str]], *, encoding: str = "utf-8") -> bytes:
     return write_csv(rows).encode(encoding)
 
